@@ -1,0 +1,3 @@
+"""aif-node: a federation node for private clue collision between alliance members."""
+
+__version__ = "0.1.0"
