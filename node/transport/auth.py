@@ -1,0 +1,222 @@
+"""Who is calling: the caller's identity is its TLS client certificate, checked on every call.
+
+TLS admits only certificates in the trust store (the pinned peers and the node itself), but a
+TLS connection outlives a `peers remove`, so each call looks its caller up in the store again:
+a removed peer's next call on a connection it already holds is refused with PERMISSION_DENIED
+and audited. The node's own certificate is in the trust store only so that `aif-node health`
+can check its own server; it is admitted to the health service and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+
+import grpc
+
+from node.errors import InputError, PeerError, PermissionDenied, UnknownPeer
+from node.identity import NodeID, node_id_of_pem
+from node.store import Store
+from node.store.peers import PeerRecord
+from node.transport.status import status_of
+
+_log = logging.getLogger(__name__)
+
+FEDERATION_SERVICE = "aif.federation.v1.Federation"
+HEALTH_SERVICE = "grpc.health.v1.Health"
+REFLECTION_SERVICES = frozenset(
+    {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}
+)
+_ACTIONS = {
+    f"/{FEDERATION_SERVICE}/GetNodeInfo": "node_info",
+    f"/{FEDERATION_SERVICE}/Evaluate": "evaluate",
+    f"/{FEDERATION_SERVICE}/SyncTags": "sync_tags",
+}
+
+
+def service_of(method: str) -> str:
+    """`aif.federation.v1.Federation` for `/aif.federation.v1.Federation/Evaluate`."""
+    return method.lstrip("/").rpartition("/")[0]
+
+
+def action_of(method: str) -> str:
+    """The audit log's name for a call: 'evaluate', 'sync_tags', 'health', ..."""
+    if method in _ACTIONS:
+        return _ACTIONS[method]
+    service = service_of(method)
+    if service == HEALTH_SERVICE:
+        return "health"
+    if service in REFLECTION_SERVICES:
+        return "reflection"
+    return method
+
+
+def caller_id(context: grpc.ServicerContext) -> NodeID:
+    """The node ID of the certificate the caller presented in the TLS handshake."""
+    # gRPC gives each auth property as a list of values; the stubs say bytes.
+    auth = cast(dict[str, list[bytes]], context.auth_context())
+    pems = auth.get("x509_pem_cert") or []
+    if not pems:
+        raise UnknownPeer("the caller presented no client certificate")
+    try:
+        return node_id_of_pem(pems[0])
+    except InputError as exc:
+        raise UnknownPeer(f"the caller's certificate is unusable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated caller: a pinned peer, or (peer None) this node itself."""
+
+    node_id: NodeID
+    peer: PeerRecord | None
+
+    @property
+    def name(self) -> str:
+        return "(this node)" if self.peer is None else self.peer.name
+
+
+class Authenticator:
+    """Decides, per call, whether the TLS identity may call the method."""
+
+    def __init__(self, own_id: NodeID, open_store: Callable[[], Store], audit_key: bytes) -> None:
+        self.own_id = own_id
+        self._open_store = open_store
+        self._audit_key = audit_key
+
+    def pinned_certificates(self) -> list[bytes]:
+        """The pinned peers' certificates now: the server's TLS trust store."""
+        with self._open_store() as store:
+            return [peer.cert_pem.encode() for peer in store.peers.list()]
+
+    def peer(self, store: Store, context: grpc.ServicerContext) -> PeerRecord:
+        """The pinned peer calling; UnknownPeer when the caller is not (or no longer) pinned."""
+        node_id = caller_id(context)
+        peer = store.peers.get_by_id(str(node_id))
+        if peer is None:
+            raise UnknownPeer(f"node ID {node_id} is not a pinned peer")
+        return peer
+
+    def admit(self, context: grpc.ServicerContext, method: str) -> Caller:
+        """The caller, if it may call `method`; else UnknownPeer or PermissionDenied, audited."""
+        node_id = caller_id(context)
+        if node_id == self.own_id:
+            if service_of(method) == HEALTH_SERVICE:
+                return Caller(node_id, None)
+            error: PeerError = PermissionDenied(
+                f"node ID {node_id} is this node's own: it may call only the health service"
+            )
+            with self._open_store() as store:
+                self.refuse(store, node_id, None, method, error)
+            raise error
+        with self._open_store() as store:
+            try:
+                return Caller(node_id, self.peer(store, context))
+            except UnknownPeer as exc:
+                self.refuse(store, node_id, None, method, exc)
+                raise
+
+    def refuse(
+        self,
+        store: Store,
+        node_id: NodeID,
+        peer: PeerRecord | None,
+        method: str,
+        error: PeerError,
+    ) -> None:
+        """Audit and log a call refused before it did anything."""
+        code = status_of(error)
+        name = None if peer is None else peer.name
+        store.audit.append(
+            self._audit_key,
+            "served",
+            str(node_id),
+            name,
+            action_of(method),
+            (),
+            0,
+            0,
+            code.name,
+            str(error),
+        )
+        _log.warning(
+            "refused %s from %s (%s): %s %s",
+            method,
+            name or "unpinned caller",
+            node_id.short,
+            code.name,
+            error,
+        )
+
+
+class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
+    """Wraps every handler of every service so that admission runs before the behaviour.
+
+    The servicer looks its caller up again (it needs the peer's policy): the interceptor is the
+    gate for services we did not write (health, reflection), the servicer's own check keeps
+    Federation closed even if it were ever served without this interceptor.
+    """
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self._auth = authenticator
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],  # type: ignore[type-arg]
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:  # type: ignore[type-arg]
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        return _guarded(handler, self._gate(handler_call_details.method))
+
+    def _gate(self, method: str) -> Callable[[grpc.ServicerContext], None]:
+        def gate(context: grpc.ServicerContext) -> None:
+            try:
+                self._auth.admit(context, method)
+            except PeerError as exc:
+                context.abort(status_of(exc), str(exc))
+
+        return gate
+
+
+_HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+# Attributes gRPC reads from a behaviour (the health service's non-blocking Watch sets them).
+_BEHAVIOUR_ATTRIBUTES = ("experimental_non_blocking", "experimental_thread_pool")
+
+
+def _guarded(
+    handler: grpc.RpcMethodHandler,  # type: ignore[type-arg]
+    gate: Callable[[grpc.ServicerContext], None],
+) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
+    """The same handler, with `gate` run first (it aborts the call to refuse it)."""
+    behaviour: Callable[..., Any] | None = (
+        handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
+    )
+    if behaviour is None:  # pragma: no cover - gRPC handlers always have one behaviour
+        raise TypeError("a method handler without a behaviour")
+    inner = behaviour
+
+    def guarded(request: Any, context: grpc.ServicerContext, *more: Any) -> Any:
+        gate(context)
+        return inner(request, context, *more)
+
+    for attribute in _BEHAVIOUR_ATTRIBUTES:
+        if hasattr(inner, attribute):
+            setattr(guarded, attribute, getattr(inner, attribute))
+    factory = _HANDLER_FACTORIES[(handler.request_streaming, handler.response_streaming)]
+    return cast(
+        grpc.RpcMethodHandler,  # type: ignore[type-arg]
+        factory(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        ),
+    )
