@@ -5,7 +5,7 @@ import warnings
 
 from node.transport.pb import federation_pb2 as node_dot_transport_dot_pb_dot_federation__pb2
 
-GRPC_GENERATED_VERSION = '1.68.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
