@@ -45,8 +45,17 @@ from node.transport.client import PeerClient, health_check
 from node.transport.server import NodeServer
 
 ENV_DATA_DIR = "AIF_NODE_DATA_DIR"
-_err = Console(stderr=True, highlight=False)
-_out = Console(highlight=False)
+
+
+def _console(stderr: bool) -> Console:
+    """Lines are never broken for width (output is grepped and logged); tables get room."""
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else 200
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=width)
+
+
+_err = _console(stderr=True)
+_out = _console(stderr=False)
 
 
 def _default_data_dir() -> Path:

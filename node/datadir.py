@@ -97,7 +97,7 @@ class DataDir:
         return KindRegistry(opaque=frozenset(self.config().opaque_kinds))
 
     def open_store(self) -> Store:
-        self.require_node()
+        self.config()  # a broken config is named before any work starts
         return Store.open(self.db_path)
 
     def card(self) -> MemberCard:

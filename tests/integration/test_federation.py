@@ -58,7 +58,9 @@ def test_every_member_learns_exactly_its_collisions_with_shared_labels(
         if m is bank:
             expected = {
                 key: {
-                    peer: [lb for lb in labels if lb == "fraud_ring"] if peer == "lender" else labels
+                    peer: [lb for lb in labels if lb == "fraud_ring"]
+                    if peer == "lender"
+                    else labels
                     for peer, labels in holders.items()
                 }
                 for key, holders in expected.items()
@@ -101,9 +103,9 @@ def test_repeated_match_evaluates_only_new_records(members: Any, tmp_path: Path)
     assert ("phone", held_by_lender) in _report(bank)
     # The lender's audit records what it evaluated: the full set once, then the two new ones.
     evaluations = [e for e in lender.audit() if e["action"] == "evaluate" and e["status"] == "OK"]
-    assert sorted(e["elements"] for e in evaluations) == sorted([phones, 2] + [
-        len(fed.member("bank").clues[k]) for k in ("id_card", "bank_card")
-    ])
+    assert sorted(e["elements"] for e in evaluations) == sorted(
+        [phones, 2] + [len(fed.member("bank").clues[k]) for k in ("id_card", "bank_card")]
+    )
 
 
 def test_key_rotation_forces_full_reevaluation_with_same_result(
