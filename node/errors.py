@@ -71,6 +71,15 @@ class ProtocolViolation(PeerError, ValueError):
     """A peer sent a message that breaks the protocol (bad sizes, unknown epoch, ...)."""
 
 
+class UnknownKind(ProtocolViolation):
+    """A peer asked about a kind this node does not hold or know (NOT_FOUND)."""
+
+
+class EpochChanged(ProtocolViolation):
+    """The epoch a request names is not the serving node's current one: it rotated its key,
+    and the caller must start again in the new epoch (FAILED_PRECONDITION)."""
+
+
 class PeerUnavailable(PeerError):
     """A peer could not be reached, or did not answer within its deadline."""
 

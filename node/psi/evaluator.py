@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 from node.config import ServeLimits
 from node.crypto import group, labels, oprf
-from node.errors import PermissionDenied, ProtocolViolation
+from node.errors import EpochChanged, PermissionDenied, ProtocolViolation, UnknownKind
 from node.identifiers import KindRegistry
 from node.keys import EpochKeyring
 from node.psi import tagset
@@ -105,14 +105,14 @@ class Evaluator:
     def evaluate(self, peer: PeerRecord, epoch: int, kind: str, batch: EvalBatch) -> EvalResult:
         """BlindEvaluate one batch with the kind's key of the current epoch.
 
-        Raises PermissionDenied (kind not allowed), ProtocolViolation (unknown kind, epoch
-        not current, bad sizes), InvalidElement (naming the first bad index), BudgetExhausted
+        Raises PermissionDenied (kind not allowed), UnknownKind, EpochChanged,
+        ProtocolViolation (bad sizes), InvalidElement (naming the first bad index), BudgetExhausted
         or UnknownPeer (from the charge) -- each before any multiplication.
         """
         self._check_kind(peer, kind)
         current = self.current_epoch()
         if epoch != current:
-            raise ProtocolViolation(f"epoch {epoch} is not current (current is {current})")
+            raise EpochChanged(f"epoch {epoch} is not current (current is {current})")
         if len(batch.batch_id) != BATCH_ID_SIZE:
             raise ProtocolViolation(
                 f"batch_id must be {BATCH_ID_SIZE} bytes, got {len(batch.batch_id)}"
@@ -202,7 +202,7 @@ class Evaluator:
         if peer.kinds is not None and kind not in peer.kinds:
             raise PermissionDenied(f"peer {peer.name!r} may not match kind {kind!r}")
         if kind not in self._kinds.all():
-            raise ProtocolViolation(f"unknown kind {kind!r}")
+            raise UnknownKind(f"unknown kind {kind!r}")
 
 
 def _seal(kind: str, epoch: int, entry: TagEntry, allowed: frozenset[str] | None) -> bytes:

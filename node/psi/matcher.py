@@ -29,7 +29,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from node.crypto import labels, oprf
-from node.errors import DecryptionError, InvalidElement, NodeError, ProtocolViolation
+from node.errors import (
+    DecryptionError,
+    EpochChanged,
+    InvalidElement,
+    ProtocolViolation,
+)
 from node.identifiers import oprf_input
 from node.psi.types import (
     BATCH_ID_SIZE,
@@ -71,10 +76,6 @@ class RemoteNode(Protocol):
     def sync_tags(
         self, kind: str, epoch: int, since_version: int, policy_token: str
     ) -> Iterator[TagChunk]: ...
-
-
-class _EpochChanged(Exception):
-    """The peer rotated its key during the match; the match starts over once."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,8 @@ class Matcher:
         while True:
             try:
                 return self._match(kinds, progress)
-            except _EpochChanged as exc:
+            except EpochChanged as exc:
+                # The peer rotated its key during the match: start over in the new epoch.
                 if retries == 0:
                     raise ProtocolViolation(
                         f"peer {self._peer.name!r} keeps changing its epoch ({exc}); "
@@ -181,14 +183,8 @@ class Matcher:
         progress: Callable[[MatchProgress], None] | None,
     ) -> KindSummary:
         cached = self._store.matches.cached_count(self._peer_id, kind, epoch)
-        try:
-            evaluated = self._evaluate(kind, epoch, batch, progress)
-        except ProtocolViolation as exc:
-            # A key rotated between info() and the evaluation comes back as a refusal of
-            # the epoch (FAILED_PRECONDITION); look before giving up.
-            if self._peer_epoch(exc) != epoch:
-                raise _EpochChanged(f"epoch {epoch} refused: {exc}") from exc
-            raise
+        # A key rotated between info() and the evaluation ends it with EpochChanged.
+        evaluated = self._evaluate(kind, epoch, batch, progress)
         received, removed, full = self._sync(kind, epoch, progress)
         found, new, bad = self._join(kind, epoch, progress)
         return KindSummary(
@@ -203,14 +199,6 @@ class Matcher:
             new_matches=new,
             labels_undecryptable=bad,
         )
-
-    def _peer_epoch(self, refusal: ProtocolViolation) -> int:
-        """The peer's epoch now, to tell a rotation from another refusal; `refusal` is
-        raised again if the peer cannot say."""
-        try:
-            return self._remote.info().epoch
-        except NodeError:
-            raise refusal from None
 
     # --- 1. evaluate ---------------------------------------------------------------------
 
@@ -337,7 +325,9 @@ class Matcher:
     ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
         name = self._peer.name
         if chunk.epoch != epoch:
-            raise _EpochChanged(f"epoch {epoch}, then {chunk.epoch}")
+            raise EpochChanged(
+                f"peer's epoch changed from {epoch} to {chunk.epoch} during the match"
+            )
         if first is not None and (chunk.version, chunk.full, chunk.policy_token) != (
             first.version,
             first.full,

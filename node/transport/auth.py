@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
 
 import grpc
@@ -20,7 +19,7 @@ from node.errors import InputError, PeerError, PermissionDenied, UnknownPeer
 from node.identity import NodeID, node_id_of_pem
 from node.store import Store
 from node.store.peers import PeerRecord
-from node.transport.status import status_of
+from node.transport.status import INTERNAL_MESSAGE, status_of
 
 _log = logging.getLogger(__name__)
 
@@ -66,18 +65,6 @@ def caller_id(context: grpc.ServicerContext) -> NodeID:
         raise UnknownPeer(f"the caller's certificate is unusable: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class Caller:
-    """An authenticated caller: a pinned peer, or (peer None) this node itself."""
-
-    node_id: NodeID
-    peer: PeerRecord | None
-
-    @property
-    def name(self) -> str:
-        return "(this node)" if self.peer is None else self.peer.name
-
-
 class Authenticator:
     """Decides, per call, whether the TLS identity may call the method."""
 
@@ -91,64 +78,55 @@ class Authenticator:
         with self._open_store() as store:
             return [peer.cert_pem.encode() for peer in store.peers.list()]
 
-    def peer(self, store: Store, context: grpc.ServicerContext) -> PeerRecord:
-        """The pinned peer calling; UnknownPeer when the caller is not (or no longer) pinned."""
-        node_id = caller_id(context)
+    @staticmethod
+    def peer(store: Store, node_id: NodeID) -> PeerRecord:
+        """The pinned peer with this node ID; UnknownPeer when it is not (or no longer) pinned."""
         peer = store.peers.get_by_id(str(node_id))
         if peer is None:
             raise UnknownPeer(f"node ID {node_id} is not a pinned peer")
         return peer
 
-    def admit(self, context: grpc.ServicerContext, method: str) -> Caller:
-        """The caller, if it may call `method`; else UnknownPeer or PermissionDenied, audited."""
+    def admit(self, context: grpc.ServicerContext, method: str) -> None:
+        """Return if the caller may call `method`; else raise UnknownPeer or PermissionDenied,
+        after auditing the refusal."""
         node_id = caller_id(context)
         if node_id == self.own_id:
             if service_of(method) == HEALTH_SERVICE:
-                return Caller(node_id, None)
+                return
             error: PeerError = PermissionDenied(
                 f"node ID {node_id} is this node's own: it may call only the health service"
             )
             with self._open_store() as store:
-                self.refuse(store, node_id, None, method, error)
+                self._refuse(store, node_id, method, error)
             raise error
         with self._open_store() as store:
             try:
-                return Caller(node_id, self.peer(store, context))
+                self.peer(store, node_id)
             except UnknownPeer as exc:
-                self.refuse(store, node_id, None, method, exc)
+                self._refuse(store, node_id, method, exc)
                 raise
 
-    def refuse(
-        self,
-        store: Store,
-        node_id: NodeID,
-        peer: PeerRecord | None,
-        method: str,
-        error: PeerError,
-    ) -> None:
-        """Audit and log a call refused before it did anything."""
+    def _refuse(self, store: Store, node_id: NodeID, method: str, error: PeerError) -> None:
+        """Audit and log a call refused before it did anything. A failure to audit is logged
+        and does not turn the refusal into another answer."""
         code = status_of(error)
-        name = None if peer is None else peer.name
-        store.audit.append(
-            self._audit_key,
-            "served",
-            str(node_id),
-            name,
-            action_of(method),
-            (),
-            0,
-            0,
-            code.name,
-            str(error),
-        )
-        _log.warning(
-            "refused %s from %s (%s): %s %s",
-            method,
-            name or "unpinned caller",
-            node_id.short,
-            code.name,
-            error,
-        )
+        who = "this node" if node_id == self.own_id else "unpinned node"
+        _log.warning("refused %s from %s %s: %s %s", method, who, node_id.short, code.name, error)
+        try:
+            store.audit.append(
+                self._audit_key,
+                "served",
+                str(node_id),
+                None,
+                action_of(method),
+                (),
+                0,
+                0,
+                code.name,
+                str(error),
+            )
+        except Exception:
+            _log.exception("cannot write the audit entry of a refused %s", method)
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
@@ -178,6 +156,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 self._auth.admit(context, method)
             except PeerError as exc:
                 context.abort(status_of(exc), str(exc))
+            except Exception:  # e.g. the store is unusable: the peer learns nothing of ours
+                _log.exception("cannot check the caller of %s", method)
+                context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
         return gate
 

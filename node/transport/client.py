@@ -155,7 +155,7 @@ class PeerClient:
                 error = self._error(exc, address, self._settings.connect_timeout_s)
                 if not isinstance(error, PeerUnavailable):
                     raise error from exc
-                problems.append(f"{address}: {_details(exc)}{_hint(_details(exc))}")
+                problems.append(f"{address}: {_reason(exc, self._settings.connect_timeout_s)}")
                 continue
             except _NotServing as exc:
                 channel.close()
@@ -171,12 +171,8 @@ class PeerClient:
         return f"peer {self.peer.name!r} ({address})"
 
     def _error(self, exc: grpc.RpcError, address: str, timeout: float) -> Exception:
-        call = cast(grpc.Call, exc)
-        code = call.code()
-        details = _details(exc)
-        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            details = f"no answer within {timeout:g} s"
-        return client_error(code, details + _hint(details), self._who(address))
+        code = cast(grpc.Call, exc).code()
+        return client_error(code, _reason(exc, timeout), self._who(address))
 
 
 class _NotServing(Exception):
@@ -192,8 +188,13 @@ def _probe(channel: grpc.Channel, timeout: float) -> None:
         raise _NotServing(f"health is {status} (the node is shutting down?)")
 
 
-def _details(exc: grpc.RpcError) -> str:
-    return cast(grpc.Call, exc).details() or "no details"
+def _reason(exc: grpc.RpcError, timeout: float) -> str:
+    """Why a call failed, for an operator: gRPC's details, with a hint for TLS failures."""
+    call = cast(grpc.Call, exc)
+    if call.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer within {timeout:g} s"
+    details = call.details() or "no details"
+    return details + _hint(details)
 
 
 def _hint(details: str) -> str:
@@ -224,10 +225,7 @@ def health_check(
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as exc:
             code = cast(grpc.Call, exc).code()
-            details = _details(exc)
-            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                details = f"no answer within {timeout_s:g} s"
-            raise client_error(code, details + _hint(details), f"node at {target}") from exc
+            raise client_error(code, _reason(exc, timeout_s), f"node at {target}") from exc
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 

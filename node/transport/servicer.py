@@ -9,6 +9,7 @@ codes in `node.transport.status`, the one place that maps them.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,6 @@ from typing import Any
 
 import grpc
 
-from node.identifiers import KindRegistry
 from node.identity import NodeID
 from node.psi.evaluator import Evaluator
 from node.psi.types import ELEMENT_SIZE
@@ -25,9 +25,11 @@ from node.store import Store
 from node.store.peers import PeerRecord
 from node.transport import serde
 from node.transport.auth import Authenticator, caller_id
-from node.transport.status import peer_message, status_of
+from node.transport.status import INTERNAL_MESSAGE, peer_message, status_of
 
 _log = logging.getLogger(__name__)
+
+_CANCELLED = ("CANCELLED", "the caller cancelled")
 
 EvaluatorFactory = Callable[[Store], Evaluator]
 """Makes the Evaluator of one call, over that call's store connection."""
@@ -50,6 +52,8 @@ class _Session:
     # The request being served when an error came: lets the status say what went wrong.
     kind: str | None = None
     epoch: int | None = None
+    expired: bool = False
+    """Set when the server ended the stream for running past ServeLimits.stream_timeout_s."""
 
     @property
     def caller(self) -> PeerRecord:
@@ -72,13 +76,13 @@ class FederationServicer:
         authenticator: Authenticator,
         open_store: Callable[[], Store],
         make_evaluator: EvaluatorFactory,
-        kinds: KindRegistry,
         audit_key: bytes,
+        stream_limit_s: float,
     ) -> None:
         self._auth = authenticator
+        self._stream_limit_s = stream_limit_s
         self._open_store = open_store
         self._make_evaluator = make_evaluator
-        self._kinds = kinds
         self._audit_key = audit_key
 
     def GetNodeInfo(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -91,7 +95,7 @@ class FederationServicer:
     def Evaluate(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[Any]:
-        with self._session(context, "evaluate") as session:
+        with self._session(context, "evaluate", stream=True) as session:
             for batches, request in enumerate(request_iterator, start=1):
                 call = serde.evaluate_call_from_pb(request)
                 session.kind, session.epoch = call.kind, call.epoch
@@ -103,7 +107,7 @@ class FederationServicer:
                 yield serde.eval_result_to_pb(result)
 
     def SyncTags(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        with self._session(context, "sync_tags") as session:
+        with self._session(context, "sync_tags", stream=True) as session:
             call = serde.sync_call_from_pb(request)
             session.kind = call.kind
             session.kinds.add(call.kind)
@@ -117,44 +121,67 @@ class FederationServicer:
                 yield serde.tag_chunk_to_pb(chunk)
 
     @contextmanager
-    def _session(self, context: grpc.ServicerContext, action: str) -> Iterator[_Session]:
+    def _session(
+        self, context: grpc.ServicerContext, action: str, *, stream: bool = False
+    ) -> Iterator[_Session]:
         """Run one call; audit and log its end; turn an error into the call's status.
 
-        The peer cancelling (or going away) ends the session as CANCELLED: gRPC then raises
-        in the request iterator, or closes the response generator at its `yield`.
+        The peer cancelling (or going away) ends the session as CANCELLED. A stream is
+        cancelled by the server once it has run for stream_limit_s: a peer trickling batches
+        cannot hold a thread and a concurrency slot for ever.
         """
         started = time.monotonic()
         session = _Session(action)
-        with self._open_store() as store:
+        try:
+            opened = self._open_store()
+        except Exception:  # nothing to audit into: the log has to do
+            _log.exception("%s refused: cannot open the store", action)
+            context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
+        timer = threading.Timer(self._stream_limit_s, _expire, (session, context))
+        timer.daemon = True
+        if stream:
+            timer.start()  # a unary call is bounded by the work it asks for
+        with opened as store:
             try:
                 session.node_id = caller_id(context)
-                session.peer = self._auth.peer(store, context)
+                session.peer = self._auth.peer(store, session.node_id)
                 session.evaluator = self._make_evaluator(store)
                 yield session
             except (grpc.RpcError, GeneratorExit):
-                self._end(store, session, "CANCELLED", "the caller cancelled", started)
+                status, detail = self._cut_short(session, context) or _CANCELLED
+                self._end(store, session, status, detail, started)
                 raise
             except Exception as exc:
-                code = status_of(
-                    exc,
-                    kind_known=session.kind is None or session.kind in self._kinds.all(),
-                    epoch_current=self._epoch_current(session),
-                )
+                code = status_of(exc)
                 if code is grpc.StatusCode.INTERNAL:
                     _log.exception("%s from %s failed", action, _who(session))
                 self._end(store, session, code.name, str(exc), started)
                 context.abort(code, peer_message(exc, code))
             else:
-                self._end(store, session, "OK", session.detail, started)
+                status, detail = self._cut_short(session, context) or ("OK", session.detail)
+                self._end(store, session, status, detail, started)
+            finally:
+                timer.cancel()
 
-    @staticmethod
-    def _epoch_current(session: _Session) -> bool:
-        if session.epoch is None or session.evaluator is None:
-            return True
-        try:
-            return session.epoch == session.evaluator.current_epoch()
-        except Exception:  # no key to compare with: the error itself says what is wrong
-            return True
+    def _cut_short(
+        self, session: _Session, context: grpc.ServicerContext
+    ) -> tuple[str, str] | None:
+        """Status and detail of a call that ended before its session did, or None.
+
+        gRPC ends a request stream cut by a cancel or a deadline as if it were complete, and
+        may tell the handler before it marks the call cancelled: a stream the caller cancels
+        at the moment it ends may be recorded as OK. The counts are exact either way.
+        """
+        if session.expired:
+            return (
+                "DEADLINE_EXCEEDED",
+                f"the stream ran past this node's {self._stream_limit_s:g} s",
+            )
+        if context.time_remaining() <= 0:
+            return "DEADLINE_EXCEEDED", "the caller's deadline passed"
+        if not context.is_active():
+            return _CANCELLED
+        return None
 
     def _end(
         self, store: Store, session: _Session, status: str, detail: str, started: float
@@ -185,6 +212,11 @@ class FederationServicer:
             )
         except Exception:
             _log.exception("cannot write the audit entry of %s %s", _who(session), session.action)
+
+
+def _expire(session: _Session, context: grpc.ServicerContext) -> None:
+    session.expired = True
+    context.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it unannotated
 
 
 def _who(session: _Session) -> str:

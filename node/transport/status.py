@@ -15,6 +15,7 @@ import grpc
 
 from node.errors import (
     BudgetExhausted,
+    EpochChanged,
     InputError,
     InvalidElement,
     NodeError,
@@ -22,6 +23,7 @@ from node.errors import (
     PeerUnavailable,
     PermissionDenied,
     ProtocolViolation,
+    UnknownKind,
     UnknownPeer,
 )
 
@@ -29,6 +31,8 @@ _CODES: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (UnknownPeer, grpc.StatusCode.PERMISSION_DENIED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (BudgetExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (UnknownKind, grpc.StatusCode.NOT_FOUND),
+    (EpochChanged, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidElement, grpc.StatusCode.INVALID_ARGUMENT),
     (ProtocolViolation, grpc.StatusCode.INVALID_ARGUMENT),
     (InputError, grpc.StatusCode.INVALID_ARGUMENT),
@@ -40,21 +44,8 @@ GRPC_CONCURRENCY_LIMIT = "Concurrent RPC limit exceeded!"
 INTERNAL_MESSAGE = "internal error on the serving node; its operator can see the cause in its log"
 
 
-def status_of(
-    exc: BaseException, *, kind_known: bool = True, epoch_current: bool = True
-) -> grpc.StatusCode:
-    """The status code a peer gets for `exc`; INTERNAL for anything that is not its doing.
-
-    The psi layer raises ProtocolViolation for an unknown kind and for a stale epoch alike;
-    the servicer passes what it observed about the request so that those two get the codes a
-    client acts on (NOT_FOUND: skip the kind; FAILED_PRECONDITION: start again in the new
-    epoch).
-    """
-    if isinstance(exc, ProtocolViolation):
-        if not kind_known:
-            return grpc.StatusCode.NOT_FOUND
-        if not epoch_current:
-            return grpc.StatusCode.FAILED_PRECONDITION
+def status_of(exc: BaseException) -> grpc.StatusCode:
+    """The status code a peer gets for `exc`; INTERNAL for anything that is not its doing."""
     for error_type, code in _CODES:
         if isinstance(exc, error_type):
             return code
@@ -82,5 +73,7 @@ def client_error(code: grpc.StatusCode, details: str, who: str) -> PeerError:
         return BudgetExhausted(f"{who}: {details}")
     if code is grpc.StatusCode.FAILED_PRECONDITION:
         # The peer rotated its OPRF key during the match; the match must start again.
-        return ProtocolViolation(f"{who}: epoch changed: {details}")
+        return EpochChanged(f"{who}: epoch changed: {details}")
+    if code is grpc.StatusCode.NOT_FOUND:
+        return UnknownKind(f"{who}: {details}")
     return PeerError(f"{who}: {code.name}: {details}")

@@ -3,6 +3,7 @@ the node itself only for health; pinning changes take effect without a restart."
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,20 @@ def test_server_without_peers_still_starts(bravo: TNode) -> None:
         assert health_check(server.address, bravo.identity) == "SERVING"
     finally:
         server.stop(0)
+
+
+def test_client_keeps_the_first_address_that_answers(alpha: TNode, bravo: TNode) -> None:
+    alpha.pin(bravo)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"  # closed again: nothing listens there
+    record = bravo.record_of(alpha, addresses=(dead, alpha.address))
+    with PeerClient(record, bravo.identity) as client:
+        assert client.info().name == "alpha"
+        assert client.address == alpha.address
+    nowhere = bravo.record_of(alpha, addresses=())
+    with (
+        PeerClient(nowhere, bravo.identity) as client,
+        pytest.raises(PeerUnavailable, match="peer 'alpha' has no address to dial"),
+    ):
+        client.info()

@@ -10,7 +10,6 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,10 +19,12 @@ from transport_nodes import TNode, make_node, raw_channel
 
 from node.config import ServeLimits
 from node.crypto import oprf
-from node.errors import ConfigError, PeerUnavailable
-from node.identifiers import oprf_input
+from node.errors import ConfigError, PeerUnavailable, StoreError
+from node.identifiers import KindRegistry, oprf_input
+from node.store import Store
 from node.transport.client import PeerClient, health_check
 from node.transport.pb import federation_pb2, federation_pb2_grpc
+from node.transport.server import NodeServer
 
 TIMEOUT = 20.0
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -141,7 +142,7 @@ def test_calls_beyond_the_concurrency_bound_are_refused(
         assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
         with (
             PeerClient(carol.record_of(alpha), carol.identity) as client,
-            pytest.raises(PeerUnavailable, match="busy|Concurrent RPC limit exceeded"),
+            pytest.raises(PeerUnavailable, match="Concurrent RPC limit exceeded"),
         ):
             client.info()
 
@@ -191,3 +192,68 @@ def test_one_log_line_per_session_without_values(
     )
     everything = " ".join(r.getMessage() for r in caplog.records)
     assert request.blinded.hex()[:16] not in everything
+
+
+def test_a_broken_store_is_internal_and_tells_the_peer_nothing(
+    alpha: TNode, bravo: TNode, tmp_path: Path
+) -> None:
+    alpha.pin(bravo)
+    broken = threading.Event()
+
+    def open_store() -> Store:
+        if broken.is_set():
+            raise StoreError(f"{tmp_path}/secret/store.db: disk I/O error")
+        return alpha.open_store()
+
+    server = NodeServer(
+        identity=alpha.identity,
+        name="alpha",
+        listen="127.0.0.1:0",
+        open_store=open_store,
+        keyring=alpha.keyring,
+        kinds=KindRegistry(),
+        audit_key=alpha.audit_key,
+    )
+    server.start()
+    try:
+        with raw_channel(
+            bravo.identity, server.address, alpha.identity.cert_pem, alpha.node_id
+        ) as channel:
+            stub = federation_pb2_grpc.FederationStub(channel)
+            stub.GetNodeInfo(federation_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
+            broken.set()
+            with pytest.raises(grpc.RpcError) as failed:
+                stub.GetNodeInfo(federation_pb2.GetNodeInfoRequest(), timeout=TIMEOUT)
+    finally:
+        server.stop(0)
+    assert failed.value.code() is grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
+    assert "secret" not in failed.value.details()  # type: ignore[attr-defined]
+    assert "internal error" in failed.value.details()  # type: ignore[attr-defined]
+
+
+def test_a_stream_past_the_servers_limit_is_ended_and_audited(alpha: TNode, bravo: TNode) -> None:
+    server = alpha.server(ServeLimits(stream_timeout_s=0.5))
+    server.start()
+    alpha.pin(bravo)
+    outbox: queue.Queue[federation_pb2.EvaluateRequest | None] = queue.Queue()
+    try:
+        with raw_channel(
+            bravo.identity, alpha.address, alpha.identity.cert_pem, alpha.node_id
+        ) as channel:
+            stream = federation_pb2_grpc.FederationStub(channel).Evaluate(
+                iter(outbox.get, None), timeout=TIMEOUT
+            )
+            outbox.put(evaluate_request(2))
+            next(stream)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as ended:
+                next(stream)  # the peer sends nothing more; the server ends the stream
+            waited = time.monotonic() - started
+    finally:
+        outbox.put(None)
+        server.stop(0)
+    assert ended.value.code() is grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
+    assert waited < TIMEOUT / 2
+    [entry] = [e for e in alpha.audit() if e.action == "evaluate"]
+    assert (entry.status, entry.elements) == ("DEADLINE_EXCEEDED", 2)
+    assert "0.5 s" in entry.detail
