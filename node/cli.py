@@ -40,6 +40,7 @@ from node.ingest import import_file
 from node.psi import tagset
 from node.psi.matcher import Matcher
 from node.psi.types import KindSummary, MatchProgress
+from node.store import Store
 from node.store.peers import PeerRecord
 from node.transport.client import PeerClient, health_check
 from node.transport.server import NodeServer
@@ -599,16 +600,7 @@ def status(datadir: DataDir, fmt: str) -> None:
     epoch = datadir.keyring.current().epoch
     with datadir.open_store() as store:
         counts = [(k, n) for k, label, n in store.records.counts() if label is None]
-        peers_ = [
-            {
-                "name": p.name,
-                "node_id": p.node_id,
-                "budget": p.budget,
-                "used_this_epoch": store.budget.used(p.node_id, epoch),
-                "matches": store.matches.match_count(p.node_id),
-            }
-            for p in store.peers.list()
-        ]
+        peers_ = [_peer_status(store, p, epoch) for p in store.peers.list()]
     info = {
         "name": config.name,
         "node_id": str(datadir.identity().node_id),
@@ -623,12 +615,40 @@ def status(datadir: DataDir, fmt: str) -> None:
     _out.print(f"node      {info['name']}  {info['node_id']}", markup=False)
     _out.print(f"listen    {config.listen}    epoch {epoch}", markup=False)
     _out.print("records   " + (", ".join(f"{k}: {n:,}" for k, n in counts) or "none"), markup=False)
-    table = Table("peer", "their budget/epoch", "used this epoch", "matches")
+    table = Table("peer", "we grant them", "they used", "they grant us", "we have left", "matches")
     for p in peers_:
+        grant = p["grant"]
         table.add_row(
-            str(p["name"]), f"{p['budget']:,}", f"{p['used_this_epoch']:,}", f"{p['matches']:,}"
+            str(p["name"]),
+            f"{p['budget']:,}",
+            f"{p['used_this_epoch']:,}",
+            f"{grant['budget_total']:,}" if grant else "not yet matched",
+            f"{grant['budget_remaining']:,} (their epoch {grant['epoch']}, {grant['seen_at'][:16]})"
+            if grant
+            else "-",
+            f"{p['matches']:,}",
         )
     _out.print(table)
+
+
+def _peer_status(store: Store, peer: PeerRecord, epoch: int) -> dict[str, Any]:
+    """Both sides of the budget: what we grant the peer and what it last said it grants us."""
+    grant = store.grants.get(peer.node_id)
+    return {
+        "name": peer.name,
+        "node_id": peer.node_id,
+        "budget": peer.budget,
+        "used_this_epoch": store.budget.used(peer.node_id, epoch),
+        "matches": store.matches.match_count(peer.node_id),
+        "grant": None
+        if grant is None
+        else {
+            "epoch": grant.epoch,
+            "budget_total": grant.budget_total,
+            "budget_remaining": grant.budget_remaining,
+            "seen_at": grant.seen_at,
+        },
+    }
 
 
 @main.group()

@@ -139,6 +139,9 @@ class Matcher:
     ) -> list[KindSummary]:
         info = self._remote.info()
         self._check_info(info)
+        self._store.grants.record(
+            self._peer_id, info.epoch, info.budget_total, info.budget_remaining, self._clock()
+        )
         matches = self._store.matches
         matches.drop_stale_cache(self._peer_id, info.epoch)
         if kinds is None:
@@ -214,6 +217,7 @@ class Matcher:
         feed: queue.Queue[list[tuple[int, str]] | None] = queue.Queue()
         pending: deque[_Pending] = deque()
         stop = threading.Event()
+        remaining: int | None = None
         after = 0
         exhausted = False
 
@@ -255,6 +259,7 @@ class Matcher:
                 sent = pending.popleft()
                 rows = self._finalize(sent, result)
                 store.put_cache(self._peer_id, epoch, kind, rows)
+                remaining = result.budget_remaining
                 done += len(rows)
                 if progress is not None:
                     progress(MatchProgress(kind, "evaluate", done, max(total, done)))
@@ -262,6 +267,8 @@ class Matcher:
         finally:
             stop.set()
             feed.put(None)
+            if remaining is not None:
+                self._store.grants.update_remaining(self._peer_id, epoch, remaining, self._clock())
         if pending or not exhausted:
             raise ProtocolViolation(
                 f"peer {self._peer.name!r} ended the evaluation of {kind} early, "

@@ -14,6 +14,7 @@ from types import TracebackType
 from node.store.audit import AuditLog
 from node.store.budget import BudgetStore
 from node.store.connection import open_connection, transaction
+from node.store.grants import GrantStore
 from node.store.matches import MatchStore
 from node.store.migrations import MIGRATIONS, Migration, migrate
 from node.store.peers import PeerStore
@@ -45,6 +46,7 @@ class Store(AbstractContextManager["Store"]):
         self.audit = AuditLog(conn)
         self.tagsets = TagSetStore(conn)
         self.matches = MatchStore(conn)
+        self.grants = GrantStore(conn)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Store:

@@ -29,6 +29,7 @@ PEER_TABLES = (
     "peer_tagsets",
     "peer_tags",
     "matches",
+    "peer_grants",
 )
 """Tables whose rows (column `peer_id`) belong to one peer and go with it; the audit stays."""
 

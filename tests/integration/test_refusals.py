@@ -163,6 +163,10 @@ def test_over_budget_is_refused_with_figures(pair: tuple[Member, Member]) -> Non
     done = lender.cli("match", check=False)
     assert done.returncode == 1
     assert "budget" in done.stderr
+    # Both sides of the budget show in status: the bank's count, the lender's last view of it.
+    grant = lender.json("status")["peers"][0]["grant"]
+    assert (grant["budget_total"], grant["budget_remaining"]) == (3, 1)
+    assert _used(bank, "lender") == 2
 
 
 @pytest.mark.parametrize(
