@@ -24,7 +24,7 @@ N = 200
 
 def _psi_importable() -> bool:
     try:
-        import private_set_intersection.python  # noqa: F401
+        import private_set_intersection.python  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return False
     return True
