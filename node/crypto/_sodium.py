@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from collections.abc import Sequence
 
 OS_PACKAGE = "libsodium23"
 _SONAME = "libsodium.so.23"
@@ -167,13 +168,13 @@ def scalarmult_base(n: bytes) -> bytes | None:
 # and so delays the other threads' return from C.
 
 
-def _need_all(items: list[bytes], size: int) -> None:
+def _need_all(items: Sequence[bytes], size: int) -> None:
     for i, item in enumerate(items):
         if len(item) != size:
             raise ValueError(f"item {i}: expected {size} bytes, got {len(item)}")
 
 
-def scalarmult_each(scalars: list[bytes], points: list[bytes]) -> list[bytes | None]:
+def scalarmult_each(scalars: Sequence[bytes], points: Sequence[bytes]) -> list[bytes | None]:
     """[n*P for n, P in zip(scalars, points)], None where libsodium returned -1."""
     if len(scalars) != len(points):
         raise ValueError(f"{len(scalars)} scalars for {len(points)} points")
@@ -184,7 +185,7 @@ def scalarmult_each(scalars: list[bytes], points: list[bytes]) -> list[bytes | N
     return [None if f(out, n, p) else out.raw for n, p in zip(scalars, points, strict=True)]
 
 
-def scalarmult_one(scalar: bytes, points: list[bytes]) -> list[bytes | None]:
+def scalarmult_one(scalar: bytes, points: Sequence[bytes]) -> list[bytes | None]:
     """[scalar*P for P in points], None where libsodium returned -1."""
     _need(scalar, SCALAR_BYTES)
     _need_all(points, ELEMENT_BYTES)

@@ -38,6 +38,7 @@ __all__ = [
     "IDENTITY",
     "SCALAR_SIZE",
     "UNIFORM_SIZE",
+    "Elements",
     "deserialize_element",
     "deserialize_elements",
     "deserialize_scalar",
@@ -45,6 +46,7 @@ __all__ = [
     "elements_from_uniform",
     "random_scalar",
     "scalar_invert",
+    "scalar_invert_many",
     "scalar_mul",
     "scalar_mult",
     "scalar_mult_base",
@@ -143,7 +145,15 @@ def deserialize_element(data: bytes) -> bytes:
     return data
 
 
-def deserialize_elements(elements: Sequence[bytes]) -> list[bytes]:
+class Elements(tuple[bytes, ...]):
+    """Encodings already known valid: made only by `deserialize_elements` (which checked
+    them) and by `elements_from_uniform` (canonical by construction). The batch
+    multiplications take them without checking a second time."""
+
+    __slots__ = ()
+
+
+def deserialize_elements(elements: Sequence[bytes]) -> Elements:
     """Validate every element; raise InvalidElement for the first bad one, naming its index.
 
     Runs in the calling thread: a validity check is so short (about 5 us) that handing it
@@ -158,7 +168,11 @@ def deserialize_elements(elements: Sequence[bytes]) -> list[bytes]:
             problem = _IS_IDENTITY
         if problem is not None:
             raise InvalidElement(f"element {i}: {problem}")
-    return items
+    return Elements(items)
+
+
+def _checked(elements: Sequence[bytes]) -> Elements:
+    return elements if isinstance(elements, Elements) else deserialize_elements(elements)
 
 
 def deserialize_scalar(data: bytes) -> bytes:
@@ -218,7 +232,7 @@ def scalar_mult_base(scalar: bytes) -> bytes:
 def scalar_mult_many(scalar: bytes, elements: Sequence[bytes]) -> list[bytes]:
     """[scalar * e for e in elements]: all elements validated first, then multiplied."""
     s = deserialize_scalar(scalar)
-    valid = deserialize_elements(elements)
+    valid = _checked(elements)
 
     def work(start: int, end: int) -> list[bytes | None]:
         _count_mults(end - start)
@@ -232,7 +246,7 @@ def scalar_mult_each(scalars: Sequence[bytes], elements: Sequence[bytes]) -> lis
     if len(scalars) != len(elements):
         raise ValueError(f"{len(scalars)} scalars for {len(elements)} elements")
     ss = _scalars(scalars)
-    valid = deserialize_elements(elements)
+    valid = _checked(elements)
 
     def work(start: int, end: int) -> list[bytes | None]:
         _count_mults(end - start)
@@ -249,7 +263,7 @@ def element_from_uniform(data: bytes) -> bytes:
     return _sodium.from_hash(data)
 
 
-def elements_from_uniform(uniforms: Sequence[bytes]) -> list[bytes]:
+def elements_from_uniform(uniforms: Sequence[bytes]) -> Elements:
     """element_from_uniform over a batch, in parallel."""
     for i, u in enumerate(uniforms):
         if len(u) != UNIFORM_SIZE:
@@ -260,7 +274,7 @@ def elements_from_uniform(uniforms: Sequence[bytes]) -> list[bytes]:
     def work(start: int, end: int) -> list[bytes]:
         return _sodium.from_hash_each(items[start:end])
 
-    return _run_chunked(work, len(items))
+    return Elements(_run_chunked(work, len(items)))
 
 
 def scalar_reduce(data: bytes) -> bytes:
@@ -276,6 +290,26 @@ def scalar_invert(scalar: bytes) -> bytes:
     if inverse is None:  # unreachable for a scalar in [1, L)
         raise InvalidScalar("the zero scalar has no inverse")
     return inverse
+
+
+def scalar_invert_many(scalars: Sequence[bytes]) -> list[bytes]:
+    """Inverses of many scalars with one inversion (Montgomery's trick): three
+    multiplications each instead of an exponentiation each, about 8x cheaper."""
+    checked = [deserialize_scalar(s) for s in scalars]
+    if not checked:
+        return []
+    prefix = [checked[0]]
+    for s in checked[1:]:
+        prefix.append(_sodium.scalar_mul(prefix[-1], s))
+    acc = _sodium.scalar_invert(prefix[-1])
+    if acc is None:  # unreachable: a product of non-zero scalars modulo a prime
+        raise InvalidScalar("the zero scalar has no inverse")
+    inverses = [b""] * len(checked)
+    for i in range(len(checked) - 1, 0, -1):
+        inverses[i] = _sodium.scalar_mul(acc, prefix[i - 1])
+        acc = _sodium.scalar_mul(acc, checked[i])
+    inverses[0] = acc
+    return inverses
 
 
 def scalar_mul(x: bytes, y: bytes) -> bytes:

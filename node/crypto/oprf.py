@@ -126,7 +126,7 @@ def _check_inputs(inputs: Sequence[bytes]) -> None:
             raise InputError(f"input {i} is {len(value)} bytes; at most {MAX_INPUT_SIZE} allowed")
 
 
-def _input_elements(inputs: Sequence[bytes], context: bytes) -> list[bytes]:
+def _input_elements(inputs: Sequence[bytes], context: bytes) -> group.Elements:
     """HashToGroup over a batch, refusing inputs that map to the identity (RFC 9497
     InvalidInputError)."""
     dst = b"HashToGroup-" + context
@@ -203,7 +203,7 @@ def finalize_batch(
             f"{len(inputs)} inputs, {len(blinds)} blinds, {len(evaluated)} evaluated elements"
         )
     _check_inputs(inputs)
-    inverses = [group.scalar_invert(b) for b in blinds]
+    inverses = group.scalar_invert_many(blinds)
     unblinded = group.scalar_mult_each(inverses, evaluated)
     return [_finalize_hash(x, n) for x, n in zip(inputs, unblinded, strict=True)]
 

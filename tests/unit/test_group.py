@@ -139,7 +139,7 @@ def test_element_from_uniform(vector: UniformVector) -> None:
 
 def test_elements_from_uniform_batch() -> None:
     inputs = [v.uniform_bytes for v in UNIFORM] * 10  # enough for the pool to split
-    assert group.elements_from_uniform(inputs) == [v.element for v in UNIFORM] * 10
+    assert list(group.elements_from_uniform(inputs)) == [v.element for v in UNIFORM] * 10
 
 
 @pytest.mark.parametrize("size", [0, 32, 63, 65])
@@ -220,7 +220,9 @@ def test_random_scalar() -> None:
 
 
 def _elements(n: int) -> list[bytes]:
-    return group.elements_from_uniform([hashlib.sha512(bytes([i, 7])).digest() for i in range(n)])
+    """Plain bytes, as they come off the wire: a list, so tests can plant bad ones."""
+    uniforms = [hashlib.sha512(bytes([i, 7])).digest() for i in range(n)]
+    return list(group.elements_from_uniform(uniforms))
 
 
 @pytest.mark.parametrize("bad_index", [0, 57, 99])
@@ -304,3 +306,24 @@ def test_missing_libsodium_names_the_os_package(monkeypatch: pytest.MonkeyPatch)
 def test_public_surface() -> None:
     for name in group.__all__:
         assert hasattr(group, name), name
+
+
+@given(st.lists(st.integers(min_value=1, max_value=group.GROUP_ORDER - 1), min_size=1, max_size=40))
+def test_batch_inversion_matches_single_inversion(values: list[int]) -> None:
+    scalars = [v.to_bytes(32, "little") for v in values]
+    assert group.scalar_invert_many(scalars) == [group.scalar_invert(s) for s in scalars]
+
+
+def test_batch_inversion_refuses_zero_and_accepts_nothing() -> None:
+    assert group.scalar_invert_many([]) == []
+    with pytest.raises(InvalidScalar):
+        group.scalar_invert_many([group.random_scalar(), bytes(32)])
+
+
+def test_checked_elements_are_not_checked_again() -> None:
+    """What deserialize_elements returns carries its check; plain bytes are always checked."""
+    checked = group.deserialize_elements(_elements(3))
+    assert isinstance(checked, group.Elements)
+    assert group.scalar_mult_many(sc(3), checked) == group.scalar_mult_many(sc(3), list(checked))
+    with pytest.raises(TypeError):
+        checked[0] = group.IDENTITY  # type: ignore[index]
