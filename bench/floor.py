@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,7 +57,9 @@ def tagset_ops(records: int) -> OpCount:
 
 
 def cores() -> int:
-    return os.cpu_count() or 1
+    from node.crypto import workers
+
+    return workers.cores()
 
 
 def _best(run: Callable[[], object], ops: int) -> float:
@@ -71,41 +72,35 @@ def _best(run: Callable[[], object], ops: int) -> float:
     return best / ops * 1e6
 
 
-def _effective_cores(run_chunk: Callable[[list[bytes]], object], items: list[bytes]) -> float:
-    """Throughput of one thread per core over throughput of one thread, for a C loop
-    that releases the GIL (ctypes does for every call)."""
-    workers = cores()
-    parts = [items[i::workers] for i in range(workers)]
+def _effective_cores(key: bytes, packed: bytes, ops: int) -> float:
+    """Multiplication throughput of the node's worker processes (one per core) over that of
+    one process: what "divided by the cores used" really buys on this machine."""
+    from node.crypto import workers
 
-    def parallel() -> None:
-        threads = [threading.Thread(target=run_chunk, args=(part,)) for part in parts]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-    single = _best(lambda: run_chunk(items), len(items))
-    return single / _best(parallel, len(items))
+    chunks = [(key, packed[a * 32 : b * 32]) for a, b in workers.spans(ops)]
+    workers.run(workers.mult_one, chunks)  # start the pool outside the timing
+    single = _best(lambda: workers.mult_one(key, packed), ops)
+    return single / _best(lambda: workers.run(workers.mult_one, chunks), ops)
 
 
 def measure(ops: int = 2000) -> dict[str, float]:
-    """Per-operation costs in microseconds, single threaded."""
+    """Per-operation costs in microseconds, single process, the same C loops the workers run."""
     from bench.data import KIND, phone
-    from node.crypto import _sodium, group, oprf
+    from node.crypto import group, oprf, workers
     from node.identifiers import oprf_input
 
     inputs = [oprf_input(KIND, phone(i)) for i in range(ops)]
-    points = [oprf.hash_to_group(x) for x in inputs]
-    uniforms = [os.urandom(group.UNIFORM_SIZE) for _ in range(ops)]
+    points = b"".join(oprf.hash_to_group(x) for x in inputs)
+    uniforms = b"".join(os.urandom(group.UNIFORM_SIZE) for _ in range(ops))
     scalars = [group.random_scalar() for _ in range(ops)]
     key = group.random_scalar()
     return {
         "hash_to_group_us": _best(lambda: [oprf.hash_to_group(x) for x in inputs], ops),
-        "scalar_mult_us": _best(lambda: _sodium.scalarmult_one(key, points), ops),
-        "from_uniform_c_us": _best(lambda: _sodium.from_hash_each(uniforms), ops),
-        "scalar_invert_us": _best(lambda: [group.scalar_invert(s) for s in scalars], ops),
-        "validate_element_us": _best(lambda: group.deserialize_elements(points), ops),
-        "effective_cores": _effective_cores(lambda part: _sodium.scalarmult_one(key, part), points),
+        "scalar_mult_us": _best(lambda: workers.mult_one(key, points), ops),
+        "from_uniform_c_us": _best(lambda: workers.from_uniform(uniforms), ops),
+        "scalar_invert_us": _best(lambda: group.scalar_invert_many(scalars), ops),
+        "validate_element_us": _best(lambda: workers.first_invalid(points), ops),
+        "effective_cores": _effective_cores(key, points, ops),
         "ops_per_loop": float(ops),
     }
 

@@ -1,7 +1,7 @@
 """Cryptography of the matching protocol, independent of storage and transport.
 
 - `group`: the ristretto255 group over the system libsodium, with strict deserialization
-  and batch scalar multiplication over a thread pool.
+  and batch scalar multiplication on every core (`workers`: one process per core).
 - `oprf`: RFC 9497 OPRF (mode 0x00, ristretto255-SHA512), single and batched.
 - `labels`: tag and key derivation from an OPRF output, and the label AEAD.
 

@@ -1,20 +1,18 @@
 """Minimal ctypes binding to the ristretto255 API of the operating system's libsodium.
 
 Why our own binding: no maintained Python binding exposes the ristretto255 functions of the
-system libsodium in a form we can drive in batches; `ctypes.CDLL` releases the GIL for the
-duration of every foreign call, so a thread pool scales scalar multiplications over all cores;
-and ctypes needs no compiler at install time.
+system libsodium in a form we can drive in batches (`workers` runs these calls in a process
+per core); and ctypes needs no compiler at install time.
 
 This module only moves bytes in and out of C. It enforces buffer sizes (a wrong size here
 would be a memory-safety bug) but no group semantics: canonical encodings, the identity and
-zero scalars are the policy of `node.crypto.group`, the only module that imports this one.
+zero scalars are the policy of `node.crypto.group`; `workers` only runs its loops.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from collections.abc import Sequence
 
 OS_PACKAGE = "libsodium23"
 _SONAME = "libsodium.so.23"
@@ -160,47 +158,3 @@ def scalarmult_base(n: bytes) -> bytes | None:
     if int(_scalarmult_base(out, n)) != 0:
         return None
     return out.raw
-
-
-# Batch loops. Each thread of the pool runs one of these over its chunk. They do as little
-# Python as possible between foreign calls (one reused output buffer, sizes checked in a
-# pass before the first call), because every bytecode run between two calls holds the GIL
-# and so delays the other threads' return from C.
-
-
-def _need_all(items: Sequence[bytes], size: int) -> None:
-    for i, item in enumerate(items):
-        if len(item) != size:
-            raise ValueError(f"item {i}: expected {size} bytes, got {len(item)}")
-
-
-def scalarmult_each(scalars: Sequence[bytes], points: Sequence[bytes]) -> list[bytes | None]:
-    """[n*P for n, P in zip(scalars, points)], None where libsodium returned -1."""
-    if len(scalars) != len(points):
-        raise ValueError(f"{len(scalars)} scalars for {len(points)} points")
-    _need_all(scalars, SCALAR_BYTES)
-    _need_all(points, ELEMENT_BYTES)
-    f = _scalarmult
-    out = ctypes.create_string_buffer(ELEMENT_BYTES)
-    return [None if f(out, n, p) else out.raw for n, p in zip(scalars, points, strict=True)]
-
-
-def scalarmult_one(scalar: bytes, points: Sequence[bytes]) -> list[bytes | None]:
-    """[scalar*P for P in points], None where libsodium returned -1."""
-    _need(scalar, SCALAR_BYTES)
-    _need_all(points, ELEMENT_BYTES)
-    f = _scalarmult
-    out = ctypes.create_string_buffer(ELEMENT_BYTES)
-    return [None if f(out, scalar, p) else out.raw for p in points]
-
-
-def from_hash_each(uniforms: list[bytes]) -> list[bytes]:
-    _need_all(uniforms, HASH_BYTES)
-    f = _from_hash
-    out = ctypes.create_string_buffer(ELEMENT_BYTES)
-    result = []
-    for u in uniforms:
-        if f(out, u):
-            raise ValueError("crypto_core_ristretto255_from_hash failed")
-        result.append(out.raw)
-    return result

@@ -9,12 +9,10 @@ Guarantees:
 - Every scalar argument is a canonical 32-byte little-endian value in [1, L); anything else
   raises `InvalidScalar`.
 - Batch forms validate every element before multiplying any, then split the work in chunks
-  over one thread pool shared by the process and sized to the number of cores. The
-  multiplications run in C with the GIL released, so the pool scales over cores.
+  over worker processes, one per core (`workers`: threads scale to only 1.6x here).
 
 libsodium is reached through our own minimal ctypes binding (`_sodium`): no maintained
-Python binding exposes the ristretto255 API of the system libsodium for batch use;
-`ctypes.CDLL` releases the GIL during each foreign call, so threads scale over cores; and
+Python binding exposes the ristretto255 API of the system libsodium for batch use, and
 nothing needs a compiler at install time.
 
 Wrong sizes of values that only our own code produces (uniform bytes, list lengths) raise a
@@ -23,13 +21,10 @@ plain `ValueError`: they are bugs, not a peer's or an operator's mistake.
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Sequence
 
-from node.crypto import _sodium
+from node.crypto import _sodium, workers
 from node.errors import InvalidElement, InvalidScalar
 
 __all__ = [
@@ -62,14 +57,6 @@ UNIFORM_SIZE = 64
 GROUP_ORDER = 2**252 + 27742317777372353535851937790883648493
 IDENTITY = bytes(ELEMENT_SIZE)
 
-_T = TypeVar("_T")
-
-# Below this many items per chunk the pool's hand-off costs more than it saves.
-_MIN_CHUNK = 16
-_WORKERS = os.cpu_count() or 1
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
 _mult_lock = threading.Lock()
 _mult_total = 0
 
@@ -84,35 +71,6 @@ def _count_mults(n: int) -> None:
     global _mult_total  # noqa: PLW0603 - one process-wide counter, guarded by its lock
     with _mult_lock:
         _mult_total += n
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool  # noqa: PLW0603 - created on first batch, shared by every caller
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="aif-crypto")
-        return _pool
-
-
-def _spans(n: int) -> list[tuple[int, int]]:
-    parts = max(1, min(_WORKERS * 4, n // _MIN_CHUNK))
-    if _WORKERS == 1:
-        parts = 1
-    bounds = [n * i // parts for i in range(parts + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(parts)]
-
-
-def _run_chunked(work: Callable[[int, int], list[_T]], n: int) -> list[_T]:
-    """Run `work(start, end)` over [0, n) in chunks; results in order; the exception of
-    the lowest failing chunk wins, so "first bad index" stays deterministic."""
-    spans = _spans(n)
-    if len(spans) == 1:
-        return work(0, n)
-    futures = [_executor().submit(work, start, end) for start, end in spans]
-    out: list[_T] = []
-    for future in futures:
-        out.extend(future.result())
-    return out
 
 
 def _shape_problem(data: object) -> str | None:
@@ -156,19 +114,45 @@ class Elements(tuple[bytes, ...]):
 def deserialize_elements(elements: Sequence[bytes]) -> Elements:
     """Validate every element; raise InvalidElement for the first bad one, naming its index.
 
-    Runs in the calling thread: a validity check is so short (about 5 us) that handing it
-    to the pool costs more in GIL hand-offs than a second core gains.
+    The cheap checks (type, length, bit 255, identity) run here; libsodium's decoding, about
+    5 us an element, runs on every core for a large batch.
     """
     items = list(elements)
+    first_bad, problem = len(items), ""
     for i, item in enumerate(items):
-        problem = _shape_problem(item)
-        if problem is None and not _is_canonical(item):
-            problem = _NOT_CANONICAL
-        if problem is None and item == IDENTITY:
-            problem = _IS_IDENTITY
-        if problem is not None:
-            raise InvalidElement(f"element {i}: {problem}")
+        shape = _shape_problem(item)
+        if shape is None and item[31] & 0x80:
+            shape = _NOT_CANONICAL
+        if shape is None and item == IDENTITY:
+            shape = _IS_IDENTITY
+        if shape is not None:
+            first_bad, problem = i, shape
+            break
+    head = b"".join(items[:first_bad])
+    spans = workers.spans(first_bad)
+    found = workers.run(
+        workers.first_invalid, [(head[a * ELEMENT_SIZE : b * ELEMENT_SIZE],) for a, b in spans]
+    )
+    for (start, _end), index in zip(spans, found, strict=True):
+        if index >= 0:
+            first_bad, problem = start + index, _NOT_CANONICAL
+            break
+    if first_bad < len(items):
+        raise InvalidElement(f"element {first_bad}: {problem}")
     return Elements(items)
+
+
+def _split(packed: bytes, size: int = ELEMENT_SIZE) -> list[bytes]:
+    return [packed[i : i + size] for i in range(0, len(packed), size)]
+
+
+def _products(spans: list[tuple[int, int]], results: list[tuple[bytes, int]]) -> list[bytes]:
+    out: list[bytes] = []
+    for (start, _end), (packed, refused) in zip(spans, results, strict=True):
+        if refused >= 0:  # unreachable for validated inputs: the group has prime order
+            raise InvalidElement(f"element {start + refused}: the product is the identity element")
+        out.extend(_split(packed))
+    return out
 
 
 def _checked(elements: Sequence[bytes]) -> Elements:
@@ -199,15 +183,6 @@ def _scalars(scalars: Sequence[bytes]) -> list[bytes]:
     return out
 
 
-def _products(results: list[bytes | None]) -> list[bytes]:
-    out = []
-    for i, product in enumerate(results):
-        if product is None:  # unreachable for validated inputs: the group has prime order
-            raise InvalidElement(f"element {i}: the product is the identity element")
-        out.append(product)
-    return out
-
-
 def scalar_mult(scalar: bytes, element: bytes) -> bytes:
     """scalar * element, after both are deserialized with the checks above."""
     s = deserialize_scalar(scalar)
@@ -230,29 +205,31 @@ def scalar_mult_base(scalar: bytes) -> bytes:
 
 
 def scalar_mult_many(scalar: bytes, elements: Sequence[bytes]) -> list[bytes]:
-    """[scalar * e for e in elements]: all elements validated first, then multiplied."""
+    """[scalar * e for e in elements]: all elements validated first, then multiplied on
+    every core."""
     s = deserialize_scalar(scalar)
     valid = _checked(elements)
-
-    def work(start: int, end: int) -> list[bytes | None]:
-        _count_mults(end - start)
-        return _sodium.scalarmult_one(s, valid[start:end])
-
-    return _products(_run_chunked(work, len(valid)))
+    _count_mults(len(valid))
+    packed = b"".join(valid)
+    spans = workers.spans(len(valid))
+    chunks = [(s, packed[a * ELEMENT_SIZE : b * ELEMENT_SIZE]) for a, b in spans]
+    return _products(spans, workers.run(workers.mult_one, chunks))
 
 
 def scalar_mult_each(scalars: Sequence[bytes], elements: Sequence[bytes]) -> list[bytes]:
     """[s * e for s, e in zip(scalars, elements)]: all inputs validated first."""
     if len(scalars) != len(elements):
         raise ValueError(f"{len(scalars)} scalars for {len(elements)} elements")
-    ss = _scalars(scalars)
+    ss = b"".join(_scalars(scalars))
     valid = _checked(elements)
-
-    def work(start: int, end: int) -> list[bytes | None]:
-        _count_mults(end - start)
-        return _sodium.scalarmult_each(ss[start:end], valid[start:end])
-
-    return _products(_run_chunked(work, len(valid)))
+    _count_mults(len(valid))
+    packed = b"".join(valid)
+    spans = workers.spans(len(valid))
+    chunks = [
+        (ss[a * SCALAR_SIZE : b * SCALAR_SIZE], packed[a * ELEMENT_SIZE : b * ELEMENT_SIZE])
+        for a, b in spans
+    ]
+    return _products(spans, workers.run(workers.mult_each, chunks))
 
 
 def element_from_uniform(data: bytes) -> bytes:
@@ -264,17 +241,14 @@ def element_from_uniform(data: bytes) -> bytes:
 
 
 def elements_from_uniform(uniforms: Sequence[bytes]) -> Elements:
-    """element_from_uniform over a batch, in parallel."""
+    """element_from_uniform over a batch, on every core."""
     for i, u in enumerate(uniforms):
         if len(u) != UNIFORM_SIZE:
             raise ValueError(f"item {i}: expected {UNIFORM_SIZE} uniform bytes, got {len(u)}")
-
-    items = list(uniforms)
-
-    def work(start: int, end: int) -> list[bytes]:
-        return _sodium.from_hash_each(items[start:end])
-
-    return Elements(_run_chunked(work, len(items)))
+    packed = b"".join(uniforms)
+    spans = workers.spans(len(uniforms))
+    chunks = [(packed[a * UNIFORM_SIZE : b * UNIFORM_SIZE],) for a, b in spans]
+    return Elements(e for part in workers.run(workers.from_uniform, chunks) for e in _split(part))
 
 
 def scalar_reduce(data: bytes) -> bytes:
