@@ -1,11 +1,14 @@
 """Child processes measured from outside: wall time, CPU seconds and peak memory.
 
-A process that runs to its end (an import, a match, the baseline) is reaped with wait4,
-whose rusage is exactly that child's CPU time and peak RSS. A server runs through several
-phases, so it is measured per phase: CPU from psutil before and after, and peak RSS from
-the kernel's high-water mark (VmHWM), which is reset at the start of each phase through
-/proc/PID/clear_refs (Linux). Where the reset is refused, the peak covers the process's
-whole life so far, and the results say so.
+A node computes in worker processes (one per core) besides its own, so every figure covers
+the process tree. A process that runs to its end (an import, a match, the baseline) is
+reaped with wait4, whose rusage holds its CPU time and that of the workers it reaped; its
+peak memory is the larger of its own ru_maxrss and the sampled sum over the tree. A server
+runs through several phases, so it is measured per phase: CPU from psutil (its own, its live
+workers' and its reaped children's) before and after, and peak RSS as the sum of the
+kernel's high-water marks (VmHWM) of the process and its workers, reset at the start of each
+phase through /proc/PID/clear_refs (Linux). Where the reset is refused, the peak covers the
+process's whole life so far, and the results say so.
 """
 
 from __future__ import annotations
@@ -58,19 +61,54 @@ class Running:
         self._timer = threading.Timer(timeout_s, self._proc.kill)
         self._timer.daemon = True
         self._timer.start()
+        self._tree_peak = 0
+        self._sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        """The largest RSS sum over the process and its workers, every 0.1 s."""
+        try:
+            root = psutil.Process(self._proc.pid)
+            while not self._sampling.wait(0.1):
+                tree = [root, *root.children(recursive=True)]
+                self._tree_peak = max(self._tree_peak, sum(_rss(p) for p in tree))
+        except psutil.Error:
+            pass
 
     def wait(self) -> Finished:
         _, status, rusage = os.wait4(self._proc.pid, 0)
         ended = time.perf_counter()
         self._timer.cancel()
+        self._sampling.set()
+        self._sampler.join()
         self._proc.returncode = os.waitstatus_to_exitcode(status)
+        own_peak = rusage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
         usage = Usage(
             wall_s=ended - self.started,
             cpu_s=rusage.ru_utime + rusage.ru_stime,
-            peak_rss_mib=rusage.ru_maxrss * 1024 / MIB,  # ru_maxrss is in KiB on Linux
+            peak_rss_mib=max(own_peak, self._tree_peak) / MIB,
         )
         out, err = _drain(self._out), _drain(self._err)
         return Finished(self._proc.returncode, out, err, usage, self.started, ended)
+
+
+def _rss(proc: psutil.Process) -> int:
+    try:
+        return int(proc.memory_info().rss)
+    except psutil.Error:
+        return 0
+
+
+def _hwm(proc: psutil.Process) -> int:
+    """The kernel's peak RSS of one process, in bytes (its RSS where that is unreadable)."""
+    try:
+        for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _rss(proc)
 
 
 def _drain(fh: IO[str]) -> str:
@@ -162,22 +200,35 @@ class Server:
                     raise RuntimeError(f"no {pattern!r} from server {self.pid} in {timeout_s} s")
                 self._cond.wait(min(left, 1.0))
 
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            return [self._ps, *self._ps.children(recursive=True)]
+        except psutil.Error:
+            return [self._ps]
+
     def cpu_s(self) -> float:
-        times = self._ps.cpu_times()
-        return float(times.user + times.system)
+        """CPU seconds of the server, its live workers and the children it reaped."""
+        total = 0.0
+        for i, proc in enumerate(self._tree()):
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+            if i == 0:
+                total += times.children_user + times.children_system
+        return total
 
     def reset_peak(self) -> None:
-        """Start a new peak-RSS window (VmHWM := VmRSS)."""
-        try:
-            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-        except OSError:
-            self.peak_scope = "process lifetime"
+        """Start a new peak-RSS window (VmHWM := VmRSS) for the server and its workers."""
+        for proc in self._tree():
+            try:
+                Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
+            except OSError:
+                self.peak_scope = "process lifetime"
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024 / MIB
-        return float(self._ps.memory_info().rss) / MIB
+        return sum(_hwm(proc) for proc in self._tree()) / MIB
 
     def stop(self, timeout_s: float = 60.0) -> int:
         if self._proc.poll() is None:
