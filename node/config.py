@@ -33,6 +33,18 @@ class ServeLimits:
     max_batch_elements: int = 16384
     # An evaluation stream may run a long time on a large set; bounded nonetheless.
     stream_timeout_s: float = 3600.0
+    # Calls one peer may have in progress: a peer holding streams open cannot take every
+    # slot of max_concurrent_rpcs from the others. An honest match uses one or two.
+    max_calls_per_peer: int = 4
+    # A peer that stops sending batches mid-stream is cut off after this long.
+    stream_idle_timeout_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_calls_per_peer < self.max_concurrent_rpcs:
+            raise InputError(
+                f"max_calls_per_peer ({self.max_calls_per_peer}) must be at least 1 and below "
+                f"max_concurrent_rpcs ({self.max_concurrent_rpcs}), or one peer can take them all"
+            )
 
 
 @dataclass(frozen=True)

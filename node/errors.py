@@ -67,6 +67,11 @@ class BudgetExhausted(PeerError):
     """The peer asked for more evaluations than its budget for the epoch allows."""
 
 
+class TooManyCalls(PeerError):
+    """A peer already has as many calls in progress as it may (RESOURCE_EXHAUSTED): one peer
+    must not take every thread the server has."""
+
+
 class ProtocolViolation(PeerError, ValueError):
     """A peer sent a message that breaks the protocol (bad sizes, unknown epoch, ...)."""
 

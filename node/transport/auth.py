@@ -10,12 +10,13 @@ can check its own server; it is admitted to the health service and nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from node.errors import InputError, PeerError, PermissionDenied, UnknownPeer
+from node.errors import InputError, PeerError, PermissionDenied, ProtocolViolation, UnknownPeer
 from node.identity import NodeID, node_id_of_pem
 from node.store import Store
 from node.store.peers import PeerRecord
@@ -106,18 +107,34 @@ class Authenticator:
                 self._refuse(store, node_id, method, exc)
                 raise
 
-    def _refuse(self, store: Store, node_id: NodeID, method: str, error: PeerError) -> None:
+    def refuse(self, context: grpc.ServicerContext, method: str, error: PeerError) -> None:
+        """Audit and log a refusal of an admitted caller's call before it reached the service."""
+        node_id = caller_id(context)
+        with self._open_store() as store:
+            peer = store.peers.get_by_id(str(node_id))
+            self._refuse(store, node_id, method, error, None if peer is None else peer.name)
+
+    def _refuse(
+        self,
+        store: Store,
+        node_id: NodeID,
+        method: str,
+        error: PeerError,
+        name: str | None = None,
+    ) -> None:
         """Audit and log a call refused before it did anything. A failure to audit is logged
         and does not turn the refusal into another answer."""
         code = status_of(error)
         who = "this node" if node_id == self.own_id else "unpinned node"
+        if name is not None:
+            who = f"peer {name!r}"
         _log.warning("refused %s from %s %s: %s %s", method, who, node_id.short, code.name, error)
         try:
             store.audit.append(
                 self._audit_key,
                 "served",
                 str(node_id),
-                None,
+                name,
                 action_of(method),
                 (),
                 0,
@@ -148,7 +165,9 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        return _guarded(handler, self._gate(handler_call_details.method))
+        method = handler_call_details.method
+        ours = service_of(method) == FEDERATION_SERVICE
+        return _guarded(handler, self._gate(method), self._refusal(method) if ours else None)
 
     def _gate(self, method: str) -> Callable[[grpc.ServicerContext], None]:
         def gate(context: grpc.ServicerContext) -> None:
@@ -161,6 +180,53 @@ class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
                 context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
 
         return gate
+
+    def _refusal(self, method: str) -> Callable[[grpc.ServicerContext, PeerError], None]:
+        def refuse(context: grpc.ServicerContext, error: PeerError) -> None:
+            try:
+                self._auth.refuse(context, method, error)
+            except Exception:  # the refusal stands; the log says why it is not audited
+                _log.exception("cannot audit a refused %s", method)
+            context.abort(status_of(error), str(error))
+
+        return refuse
+
+
+class _Undecodable:
+    """A request message that did not parse, handed to the behaviour to refuse."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _lenient(parse: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """`parse`, turning a DecodeError into an _Undecodable.
+
+    gRPC answers a request that fails to parse with INTERNAL, logs a traceback and never runs
+    the behaviour, so the refusal is not audited: a peer's malformed message is
+    INVALID_ARGUMENT like any other, audited, and costs no traceback in our log."""
+    if parse is None:  # pragma: no cover - generated handlers always have a deserializer
+        return None
+    real = parse
+
+    def lenient(data: bytes) -> Any:
+        try:
+            return real(data)
+        except DecodeError as exc:
+            return _Undecodable(f"malformed request: {exc}")
+
+    return lenient
+
+
+def _parsed(requests: Iterator[Any]) -> Iterator[Any]:
+    """The request stream, raising ProtocolViolation (INVALID_ARGUMENT in the servicer's
+    session, which audits it) at the first message that did not parse."""
+    for request in requests:
+        if isinstance(request, _Undecodable):
+            raise ProtocolViolation(request.reason)
+        yield request
 
 
 _HANDLER_FACTORIES: dict[tuple[bool, bool], Callable[..., Any]] = {
@@ -176,8 +242,10 @@ _BEHAVIOUR_ATTRIBUTES = ("experimental_non_blocking", "experimental_thread_pool"
 def _guarded(
     handler: grpc.RpcMethodHandler,  # type: ignore[type-arg]
     gate: Callable[[grpc.ServicerContext], None],
+    refuse: Callable[[grpc.ServicerContext, PeerError], None] | None,
 ) -> grpc.RpcMethodHandler:  # type: ignore[type-arg]
-    """The same handler, with `gate` run first (it aborts the call to refuse it)."""
+    """The same handler, with `gate` run first (it aborts the call to refuse it). With
+    `refuse`, a request that does not parse is refused as a ProtocolViolation."""
     behaviour: Callable[..., Any] | None = (
         handler.unary_unary or handler.unary_stream or handler.stream_unary or handler.stream_stream
     )
@@ -187,6 +255,10 @@ def _guarded(
 
     def guarded(request: Any, context: grpc.ServicerContext, *more: Any) -> Any:
         gate(context)
+        if isinstance(request, _Undecodable) and refuse is not None:
+            refuse(context, ProtocolViolation(request.reason))
+        if handler.request_streaming and refuse is not None:
+            request = _parsed(request)
         return inner(request, context, *more)
 
     for attribute in _BEHAVIOUR_ATTRIBUTES:
@@ -197,7 +269,11 @@ def _guarded(
         grpc.RpcMethodHandler,  # type: ignore[type-arg]
         factory(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=(
+                handler.request_deserializer
+                if refuse is None
+                else _lenient(handler.request_deserializer)
+            ),
             response_serializer=handler.response_serializer,
         ),
     )

@@ -13,6 +13,11 @@ from node.errors import ProtocolViolation
 from node.psi.types import TAG_SIZE, EvalBatch, EvalResult, KindInfoView, NodeInfoView, TagChunk
 from node.transport.pb import federation_pb2 as pb
 
+MAX_KIND_CHARS = 32
+"""Kind names have at most 32 characters (`identifiers.check_kind_name`). A longer one is
+refused as malformed without being repeated: it would otherwise be echoed, as long as a
+message may be, into our audit log and the status we send back."""
+
 
 @dataclass(frozen=True)
 class EvaluateCall:
@@ -77,7 +82,9 @@ def evaluate_call_to_pb(epoch: int, kind: str, batch: EvalBatch) -> pb.EvaluateR
 
 def evaluate_call_from_pb(msg: pb.EvaluateRequest) -> EvaluateCall:
     return EvaluateCall(
-        epoch=msg.epoch, kind=msg.kind, batch=EvalBatch(batch_id=msg.batch_id, blinded=msg.blinded)
+        epoch=msg.epoch,
+        kind=_kind(msg.kind),
+        batch=EvalBatch(batch_id=msg.batch_id, blinded=msg.blinded),
     )
 
 
@@ -105,7 +112,7 @@ def sync_call_to_pb(
 
 def sync_call_from_pb(msg: pb.SyncTagsRequest) -> SyncTagsCall:
     return SyncTagsCall(
-        kind=msg.kind,
+        kind=_kind(msg.kind),
         epoch=msg.epoch,
         since_version=msg.since_version,
         policy_token=msg.policy_token,
@@ -157,3 +164,11 @@ def tag_chunk_from_pb(msg: pb.TagSetChunk) -> TagChunk:
         added_sealed=tuple(sealed),
         removed_tags=msg.removed_tags,
     )
+
+
+def _kind(kind: str) -> str:
+    if len(kind) > MAX_KIND_CHARS:
+        raise ProtocolViolation(
+            f"a kind name has at most {MAX_KIND_CHARS} characters, not {len(kind):,}"
+        )
+    return kind

@@ -72,9 +72,7 @@ class NodeServer:
             options=server_options(limits),
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
-        servicer = FederationServicer(
-            authenticator, open_store, make_evaluator, audit_key, limits.stream_timeout_s
-        )
+        servicer = FederationServicer(authenticator, open_store, make_evaluator, audit_key, limits)
         federation_pb2_grpc.add_FederationServicer_to_server(servicer, self._server)
         self._health = health.HealthServicer()
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)

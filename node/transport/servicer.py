@@ -18,6 +18,8 @@ from typing import Any
 
 import grpc
 
+from node.config import ServeLimits
+from node.errors import TooManyCalls
 from node.identity import NodeID
 from node.psi.evaluator import Evaluator
 from node.psi.types import ELEMENT_SIZE
@@ -25,7 +27,7 @@ from node.store import Store
 from node.store.peers import PeerRecord
 from node.transport import serde
 from node.transport.auth import Authenticator, caller_id
-from node.transport.status import INTERNAL_MESSAGE, peer_message, status_of
+from node.transport.status import INTERNAL_MESSAGE, TOO_MANY_CALLS, peer_message, status_of
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class _Session:
     epoch: int | None = None
     expired: bool = False
     """Set when the server ended the stream for running past ServeLimits.stream_timeout_s."""
+    idle: bool = False
+    """Set when the server ended the stream for waiting past stream_idle_timeout_s."""
 
     @property
     def caller(self) -> PeerRecord:
@@ -77,10 +81,12 @@ class FederationServicer:
         open_store: Callable[[], Store],
         make_evaluator: EvaluatorFactory,
         audit_key: bytes,
-        stream_limit_s: float,
+        limits: ServeLimits,
     ) -> None:
         self._auth = authenticator
-        self._stream_limit_s = stream_limit_s
+        self._stream_limit_s = limits.stream_timeout_s
+        self._idle_s = limits.stream_idle_timeout_s
+        self._slots = _PeerSlots(limits.max_calls_per_peer)
         self._open_store = open_store
         self._make_evaluator = make_evaluator
         self._audit_key = audit_key
@@ -96,15 +102,21 @@ class FederationServicer:
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext
     ) -> Iterator[Any]:
         with self._session(context, "evaluate", stream=True) as session:
-            for batches, request in enumerate(request_iterator, start=1):
-                call = serde.evaluate_call_from_pb(request)
-                session.kind, session.epoch = call.kind, call.epoch
-                session.kinds.add(call.kind)
-                session.elements += call.batch.size
-                result = session.psi.evaluate(session.caller, call.epoch, call.kind, call.batch)
-                session.results += len(result.evaluated) // ELEMENT_SIZE
-                session.detail = f"{batches} batch(es), {result.budget_remaining} budget left"
-                yield serde.eval_result_to_pb(result)
+            idle = _IdleWatch(self._idle_s, session, context)
+            try:
+                for batches, request in enumerate(request_iterator, start=1):
+                    idle.stop()
+                    call = serde.evaluate_call_from_pb(request)
+                    session.kind, session.epoch = call.kind, call.epoch
+                    session.kinds.add(call.kind)
+                    session.elements += call.batch.size
+                    result = session.psi.evaluate(session.caller, call.epoch, call.kind, call.batch)
+                    session.results += len(result.evaluated) // ELEMENT_SIZE
+                    session.detail = f"{batches} batch(es), {result.budget_remaining} budget left"
+                    yield serde.eval_result_to_pb(result)
+                    idle.start()
+            finally:
+                idle.stop()
 
     def SyncTags(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         with self._session(context, "sync_tags", stream=True) as session:
@@ -145,8 +157,9 @@ class FederationServicer:
             try:
                 session.node_id = caller_id(context)
                 session.peer = self._auth.peer(store, session.node_id)
-                session.evaluator = self._make_evaluator(store)
-                yield session
+                with self._slots.hold(session.peer):
+                    session.evaluator = self._make_evaluator(store)
+                    yield session
             except (grpc.RpcError, GeneratorExit):
                 status, detail = self._cut_short(session, context) or _CANCELLED
                 self._end(store, session, status, detail, started)
@@ -177,6 +190,8 @@ class FederationServicer:
                 "DEADLINE_EXCEEDED",
                 f"the stream ran past this node's {self._stream_limit_s:g} s",
             )
+        if session.idle:
+            return "DEADLINE_EXCEEDED", f"no batch for {self._idle_s:g} s"
         if context.time_remaining() <= 0:
             return "DEADLINE_EXCEEDED", "the caller's deadline passed"
         if not context.is_active():
@@ -212,6 +227,63 @@ class FederationServicer:
             )
         except Exception:
             _log.exception("cannot write the audit entry of %s %s", _who(session), session.action)
+
+
+class _PeerSlots:
+    """Calls in progress per peer, so that one peer holding streams open cannot take every
+    slot of the server's max_concurrent_rpcs from the others."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, peer: PeerRecord) -> Iterator[None]:
+        with self._lock:
+            held = self._held.get(peer.node_id, 0)
+            if held >= self._limit:
+                raise TooManyCalls(
+                    f"{TOO_MANY_CALLS}: peer {peer.name!r} already has {held} "
+                    f"(at most {self._limit}); let them finish first"
+                )
+            self._held[peer.node_id] = held + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._held[peer.node_id] - 1
+                if left:
+                    self._held[peer.node_id] = left
+                else:
+                    del self._held[peer.node_id]
+
+
+class _IdleWatch:
+    """Cancels an Evaluate stream whose peer sends no batch for `seconds`: a peer that goes
+    quiet mid-stream must not hold a thread and a slot until the stream limit."""
+
+    def __init__(self, seconds: float, session: _Session, context: grpc.ServicerContext) -> None:
+        self._seconds = seconds
+        self._session = session
+        self._context = context
+        self._timer: threading.Timer | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.stop()
+        self._timer = threading.Timer(self._seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fire(self) -> None:
+        self._session.idle = True
+        self._context.cancel()  # type: ignore[no-untyped-call]  # grpc-stubs leaves it unannotated
 
 
 def _expire(session: _Session, context: grpc.ServicerContext) -> None:

@@ -23,6 +23,7 @@ from node.errors import (
     PeerUnavailable,
     PermissionDenied,
     ProtocolViolation,
+    TooManyCalls,
     UnknownKind,
     UnknownPeer,
 )
@@ -31,6 +32,7 @@ _CODES: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
     (UnknownPeer, grpc.StatusCode.PERMISSION_DENIED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (BudgetExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (TooManyCalls, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (UnknownKind, grpc.StatusCode.NOT_FOUND),
     (EpochChanged, grpc.StatusCode.FAILED_PRECONDITION),
     (InvalidElement, grpc.StatusCode.INVALID_ARGUMENT),
@@ -40,6 +42,9 @@ _CODES: tuple[tuple[type[NodeError], grpc.StatusCode], ...] = (
 
 GRPC_CONCURRENCY_LIMIT = "Concurrent RPC limit exceeded!"
 """What gRPC Python answers (RESOURCE_EXHAUSTED) past a server's maximum_concurrent_rpcs."""
+TOO_MANY_CALLS = "too many calls in progress"
+"""How our own per-peer refusal (RESOURCE_EXHAUSTED) starts, so a client tells it from a
+budget refusal."""
 
 INTERNAL_MESSAGE = "internal error on the serving node; its operator can see the cause in its log"
 
@@ -67,7 +72,7 @@ def client_error(code: grpc.StatusCode, details: str, who: str) -> PeerError:
     if code is grpc.StatusCode.PERMISSION_DENIED:
         return PermissionDenied(f"{who}: permission denied: {details}")
     if code is grpc.StatusCode.RESOURCE_EXHAUSTED:
-        if details.startswith(GRPC_CONCURRENCY_LIMIT):
+        if details.startswith((GRPC_CONCURRENCY_LIMIT, TOO_MANY_CALLS)):
             # The peer is busy, not out of budget: like unreachable, worth trying again later.
             return PeerUnavailable(f"{who}: busy: {details}")
         return BudgetExhausted(f"{who}: {details}")

@@ -115,7 +115,7 @@ def test_stop_goes_not_serving_and_lets_a_stream_in_flight_finish(
 def test_calls_beyond_the_concurrency_bound_are_refused(
     alpha: TNode, bravo: TNode, tmp_path: Path
 ) -> None:
-    server = alpha.server(ServeLimits(max_concurrent_rpcs=2))
+    server = alpha.server(ServeLimits(max_concurrent_rpcs=3, max_calls_per_peer=2))
     server.start()
     carol = make_node(tmp_path, "carol")
     alpha.pin(bravo)
@@ -125,12 +125,13 @@ def test_calls_beyond_the_concurrency_bound_are_refused(
     other = raw_channel(carol.identity, alpha.address, alpha.identity.cert_pem, alpha.node_id)
     outboxes: list[queue.Queue[federation_pb2.EvaluateRequest | None]] = []
     try:
-        # Two evaluation streams, each answered once and then waiting for its next batch:
-        # both hold a server thread, which is what the bound counts.
+        # Three evaluation streams (two of bravo's, its most, and one of carol's), each
+        # answered once and then waiting for its next batch: each holds a server thread,
+        # which is what the bound counts.
         streams = []
-        for _ in range(2):
+        for channel in (busy, busy, other):
             outbox: queue.Queue[federation_pb2.EvaluateRequest | None] = queue.Queue()
-            stream = federation_pb2_grpc.FederationStub(busy).Evaluate(
+            stream = federation_pb2_grpc.FederationStub(channel).Evaluate(
                 iter(outbox.get, None), timeout=TIMEOUT
             )
             outbox.put(evaluate_request(1))
@@ -162,6 +163,49 @@ def test_calls_beyond_the_concurrency_bound_are_refused(
             box.put(None)
         busy.close()
         other.close()
+        server.stop(0)
+
+
+def test_one_peer_cannot_take_every_slot(alpha: TNode, bravo: TNode, tmp_path: Path) -> None:
+    server = alpha.server(ServeLimits(max_concurrent_rpcs=4, max_calls_per_peer=2))
+    server.start()
+    carol = make_node(tmp_path, "carol")
+    alpha.pin(bravo)
+    alpha.pin(carol)
+    busy = raw_channel(bravo.identity, alpha.address, alpha.identity.cert_pem, alpha.node_id)
+    outboxes: list[queue.Queue[federation_pb2.EvaluateRequest | None]] = []
+    streams = []  # kept referenced: a call the client drops is cancelled
+    try:
+        for _ in range(2):
+            outbox: queue.Queue[federation_pb2.EvaluateRequest | None] = queue.Queue()
+            stream = federation_pb2_grpc.FederationStub(busy).Evaluate(
+                iter(outbox.get, None), timeout=TIMEOUT
+            )
+            outbox.put(evaluate_request(1))
+            next(stream)
+            outboxes.append(outbox)
+            streams.append(stream)
+        with pytest.raises(grpc.RpcError) as refused:
+            federation_pb2_grpc.FederationStub(busy).GetNodeInfo(
+                federation_pb2.GetNodeInfoRequest(), timeout=TIMEOUT
+            )
+        assert refused.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        assert "too many calls in progress" in refused.value.details()  # type: ignore[attr-defined]
+        with (
+            PeerClient(bravo.record_of(alpha), bravo.identity) as client,
+            pytest.raises(PeerUnavailable, match="busy: too many calls"),
+        ):
+            client.info()
+        # Another peer is served all the while.
+        with PeerClient(carol.record_of(alpha), carol.identity) as client:
+            assert client.info().name == "alpha"
+        with alpha.open_store() as store:
+            refusals = [e for e in store.audit.iterate() if e.status == "RESOURCE_EXHAUSTED"]
+        assert refusals and refusals[0].peer_name == "bravo"
+    finally:
+        for box in outboxes:
+            box.put(None)
+        busy.close()
         server.stop(0)
 
 
@@ -257,3 +301,30 @@ def test_a_stream_past_the_servers_limit_is_ended_and_audited(alpha: TNode, brav
     [entry] = [e for e in alpha.audit() if e.action == "evaluate"]
     assert (entry.status, entry.elements) == ("DEADLINE_EXCEEDED", 2)
     assert "0.5 s" in entry.detail
+
+
+def test_a_stream_whose_peer_goes_quiet_is_ended_and_audited(alpha: TNode, bravo: TNode) -> None:
+    server = alpha.server(ServeLimits(stream_idle_timeout_s=0.3))
+    server.start()
+    alpha.pin(bravo)
+    outbox: queue.Queue[federation_pb2.EvaluateRequest | None] = queue.Queue()
+    try:
+        with raw_channel(
+            bravo.identity, alpha.address, alpha.identity.cert_pem, alpha.node_id
+        ) as channel:
+            stream = federation_pb2_grpc.FederationStub(channel).Evaluate(
+                iter(outbox.get, None), timeout=TIMEOUT
+            )
+            for _ in range(3):  # batches that come in time keep the stream alive
+                outbox.put(evaluate_request(1))
+                next(stream)
+                time.sleep(0.15)
+            with pytest.raises(grpc.RpcError) as ended:
+                next(stream)  # then nothing more comes
+    finally:
+        outbox.put(None)
+        server.stop(0)
+    assert ended.value.code() is grpc.StatusCode.CANCELLED  # type: ignore[attr-defined]
+    [entry] = [e for e in alpha.audit() if e.action == "evaluate"]
+    assert (entry.status, entry.elements) == ("DEADLINE_EXCEEDED", 3)
+    assert entry.detail == "no batch for 0.3 s"
