@@ -121,6 +121,9 @@ def main(ctx: click.Context, data_dir: Path) -> None:
 
 
 pass_datadir = click.make_pass_decorator(DataDir)
+_format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
 
 
 @main.command()
@@ -207,7 +210,7 @@ def import_(
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_format_option
 @pass_datadir
 def records(datadir: DataDir, fmt: str) -> None:
     """Show record counts per kind and per label."""
@@ -299,7 +302,7 @@ def peers_add(
 
 
 @peers.command(name="list")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_format_option
 @pass_datadir
 def peers_list(datadir: DataDir, fmt: str) -> None:
     """List pinned peers and their policies."""
@@ -474,7 +477,7 @@ def _summary_dict(peer: PeerRecord, summaries: list[KindSummary]) -> dict[str, A
 @main.command()
 @click.option("--peer", "peer_names", multiple=True, metavar="NAME|ID", help="Default: all.")
 @click.option("--kind", "kinds", multiple=True, help="Default: every kind held.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_format_option
 @pass_datadir
 def match(datadir: DataDir, peer_names: tuple[str, ...], kinds: tuple[str, ...], fmt: str) -> None:
     """Match our clues against peers; exit 1 if any peer failed."""
@@ -592,7 +595,7 @@ def report_(datadir: DataDir, fmt: str, min_peers: int, kind: str | None) -> Non
 
 
 @main.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_format_option
 @pass_datadir
 def status(datadir: DataDir, fmt: str) -> None:
     """This node: identity, epoch, records, peers and their budgets."""
@@ -678,7 +681,7 @@ def audit() -> None:
 @audit.command(name="show")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--peer", metavar="NAME|ID")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@_format_option
 @pass_datadir
 def audit_show(datadir: DataDir, limit: int, peer: str | None, fmt: str) -> None:
     """The newest entries first."""
