@@ -8,6 +8,7 @@ collision reports. Every step is the `aif-node` command an operator would type.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -56,7 +57,7 @@ def _wait_healthy(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float 
 
 
 def main() -> None:
-    federation = make_federation(MEMBERS, KINDS, size=300, shared=25, seed=2026)
+    federation = make_federation(MEMBERS, KINDS, size=150, shared=4, seed=2026)
     servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="aif-demo-") as tmp:
         root = Path(tmp)
@@ -96,16 +97,26 @@ def main() -> None:
                 _run(dirs[name], "match")
 
             for name in MEMBERS:
-                print(f"\n== {name}: collision report", flush=True)
-                _run(dirs[name], "report", "--min-peers", "1")
+                print(f"\n== {name}: clues that both other members hold too", flush=True)
+                _run(dirs[name], "report", "--min-peers", "2")
+                held = json.loads(_run(dirs[name], "report", "--format", "json", quiet=True))
+                print(
+                    f"({len(held)} of {name}'s clues are held by at least one other member: "
+                    "aif-node report --min-peers 1)",
+                    flush=True,
+                )
         finally:
             for proc in servers:
                 proc.send_signal(signal.SIGTERM)
+            codes = []
             for proc in servers:
                 try:
-                    proc.wait(timeout=30)
+                    codes.append(proc.wait(timeout=30))
                 except subprocess.TimeoutExpired:
                     proc.kill()
+                    codes.append(proc.wait())
+        if any(codes):
+            raise SystemExit(f"demo: a server did not stop cleanly (exit codes {codes})")
         print("\ndemo finished: all members stopped cleanly", flush=True)
 
 
