@@ -48,7 +48,15 @@ else
     tar -C "$repo" --exclude=./.venv --exclude=./build --exclude='*.egg-info' \
         --exclude=./deploy/wheelhouse -cf - . | tar -C "$src" -xf -
 fi
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$src"
+# A fixed SOURCE_DATE_EPOCH makes the wheel byte-for-byte reproducible (zip entry times), so an
+# unchanged tree gives an unchanged wheelhouse and `docker build` reuses its cached layers.
+# The build backend's output (deprecation notices) is shown only when the build fails.
+if ! build_log="$(SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-315532800}" \
+    "$python" -m pip wheel --quiet --no-deps --wheel-dir "$out" "$src" 2>&1)"; then
+    printf '%s\n' "$build_log" >&2
+    echo "wheelhouse.sh: building the project wheel failed" >&2
+    exit 1
+fi
 project_wheel=("$out"/aif_node-*.whl)
 
 # Its runtime dependencies, resolved from the wheel's metadata for the image's interpreter.

@@ -5,7 +5,8 @@
 #   2. publish the member card to the shared cards directory, atomically (temp file + rename), so
 #      a reader never sees half a card;
 #   3. serve in the foreground while a background loop pins every other member's card it finds
-#      (peers take effect without a restart), so members join by dropping their card in.
+#      (peers take effect without a restart), so members join by dropping their card in; a
+#      member already pinned whose card comes back with a new identity is not re-pinned.
 # Run under `tini -g` so SIGTERM reaches serve and the loop alike. Arguments, if any, replace
 # `serve` as the foreground command.
 #
@@ -52,20 +53,29 @@ aif-node card >"$tmp_card"
 mv -f "$tmp_card" "$own_card"
 log "card published to $own_card"
 
-# The card's node ID, to recognise it in `peers list` output whatever that output's format.
 card_node_id() {
-    python3 -c 'import json, sys
+    python3 -c 'import json, sys; print(json.load(open(sys.argv[1], encoding="utf-8"))["node_id"])' \
+        "$1" 2>/dev/null
+}
+
+# How a card stands against the pinned peers: "pinned" (its node ID is pinned), "changed OLD_ID"
+# (its name is pinned under another node ID) or "new".
+card_state() {
+    aif-node peers list --format json 2>/dev/null | python3 -c 'import json, sys
 card = json.load(open(sys.argv[1], encoding="utf-8"))
-print(next((card[k] for k in ("node_id", "nodeId", "id") if k in card), ""))' "$1" 2>/dev/null
+peers = json.load(sys.stdin)
+if any(p["node_id"] == card["node_id"] for p in peers):
+    print("pinned")
+else:
+    old = [p["node_id"] for p in peers if p["name"] == card["name"]]
+    print(f"changed {old[0]}" if old else "new")' "$1"
 }
 
-already_pinned() { # card, output of the failed `peers add`
-    printf '%s\n' "$2" | grep -qi 'already' && return 0
-    id="$(card_node_id "$1")"
-    [ -n "$id" ] && aif-node peers list 2>/dev/null | grep -qF "$id"
-}
-
-# Cards are remembered by content hash: a member that is re-made (new identity) is pinned anew.
+# Trust on first use: a member's first card is pinned; a later card under the same name with
+# another identity (a re-made member, or an impostor) is NOT pinned. The node then refuses that
+# member until an operator compares the new node ID out of band and re-pins it
+# (`aif-node peers remove NAME` and `aif-node peers add CARD`). Cards are remembered by content
+# hash, so each is looked at once.
 pin_loop() {
     set +e
     touch "$pinned_list"
@@ -75,13 +85,31 @@ pin_loop() {
             sum="$(sha256sum <"$card" | cut -d' ' -f1)" || continue
             grep -qxF "$sum" "$pinned_list" && continue
             peer="$(basename "$card" .json)"
+            state="$(card_state "$card")" || state=""
+            case "$state" in
+                pinned)
+                    log "$peer was already pinned"
+                    echo "$sum" >>"$pinned_list"
+                    continue
+                    ;;
+                changed*)
+                    log "WARNING: $peer published a card with a new identity" \
+                        "($(card_node_id "$card"); pinned: ${state#changed }); NOT pinned:" \
+                        "verify it out of band, then: aif-node peers remove $peer &&" \
+                        "aif-node peers add $card"
+                    echo "$sum" >>"$pinned_list"
+                    continue
+                    ;;
+                new) ;;
+                *)
+                    log "could not read $card or the pinned peers yet (retrying)"
+                    continue
+                    ;;
+            esac
             if out="$(aif-node peers add "$card" \
                 ${MESH_PEER_KINDS:+--kinds "$MESH_PEER_KINDS"} \
                 ${MESH_PEER_BUDGET:+--budget "$MESH_PEER_BUDGET"} 2>&1)"; then
                 log "pinned $peer"
-                echo "$sum" >>"$pinned_list"
-            elif already_pinned "$card" "$out"; then
-                log "$peer was already pinned"
                 echo "$sum" >>"$pinned_list"
             else
                 log "could not pin $peer yet (retrying): $out"

@@ -184,7 +184,7 @@ def csv_text(kind: str, values: Iterable[str]) -> str:
 
 def generate(seed: int) -> dict[str, str]:
     """File contents by path relative to the data directory."""
-    rng = random.Random(seed)  # noqa: S311 - reproducible sample data, not secrets
+    rng = random.Random(seed)  # reproducible sample data, not secrets
     rows = render(rng, plan(rng))
     truth = {"seed": seed, **ground_truth(rows)}
     files = {f"{m}/{k}.csv": csv_text(k, rows[m, k]) for m in MEMBERS for k in KINDS}

@@ -155,7 +155,8 @@ class PeerClient:
                 error = self._error(exc, address, self._settings.connect_timeout_s)
                 if not isinstance(error, PeerUnavailable):
                     raise error from exc
-                problems.append(f"{address}: {_reason(exc, self._settings.connect_timeout_s)}")
+                reason = _reason(exc, self._settings.connect_timeout_s, connecting=True)
+                problems.append(f"{address}: {reason}")
                 continue
             except _NotServing as exc:
                 channel.close()
@@ -188,20 +189,21 @@ def _probe(channel: grpc.Channel, timeout: float) -> None:
         raise _NotServing(f"health is {status} (the node is shutting down?)")
 
 
-def _reason(exc: grpc.RpcError, timeout: float) -> str:
+def _reason(exc: grpc.RpcError, timeout: float, *, connecting: bool = False) -> str:
     """Why a call failed, for an operator: gRPC's details, with a hint for TLS failures."""
     call = cast(grpc.Call, exc)
     if call.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"no answer within {timeout:g} s"
     details = call.details() or "no details"
-    return details + _hint(details)
+    return details + _hint(details, connecting=connecting)
 
 
-def _hint(details: str) -> str:
-    """What a TLS failure most likely means, for an operator."""
+def _hint(details: str, *, connecting: bool) -> str:
+    """What a TLS failure most likely means, for an operator. A socket closed while
+    connecting is a peer that refused our certificate; later it is just a lost peer."""
     if "CERTIFICATE_VERIFY_FAILED" in details or "Hostname Verification" in details:
         return " (the server there is not the pinned node: another certificate or node ID)"
-    if "Socket closed" in details or "Connection reset" in details:
+    if connecting and ("Socket closed" in details or "Connection reset" in details):
         return " (if the peer is up, it may not have pinned this node)"
     return ""
 
@@ -225,7 +227,8 @@ def health_check(
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
         except grpc.RpcError as exc:
             code = cast(grpc.Call, exc).code()
-            raise client_error(code, _reason(exc, timeout_s), f"node at {target}") from exc
+            reason = _reason(exc, timeout_s, connecting=True)
+            raise client_error(code, reason, f"node at {target}") from exc
     return str(health_pb2.HealthCheckResponse.ServingStatus.Name(response.status))
 
 
