@@ -91,7 +91,8 @@ class MatchStore:
         """Up to `limit` (id, value) of our live records of `kind` after `after_id`, in id
         order, that have no cache row for the peer in `epoch`."""
         rows = self._conn.execute(
-            "SELECT r.id, r.value FROM records AS r WHERE r.kind = ? AND r.removed = 0 "
+            "SELECT r.id, r.value FROM records AS r INDEXED BY records_kind_id "
+            "WHERE r.kind = ? AND r.removed = 0 "
             "AND r.id > ? AND NOT EXISTS (SELECT 1 FROM match_cache AS c "
             "WHERE c.peer_id = ? AND c.kind = r.kind AND c.record_id = r.id AND c.epoch = ?) "
             "ORDER BY r.id LIMIT ?",
