@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -34,19 +35,37 @@ def open_connection(path: str | os.PathLike[str]) -> sqlite3.Connection:
     # SQLite creates later with the database file's mode.
     old_umask = os.umask(0o077)
     try:
-        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
+        _create_private(target)
         conn = sqlite3.connect(target, isolation_level=None)
         try:
             _configure(conn)
-        except sqlite3.Error as exc:
+        except sqlite3.Error:
             conn.close()
-            raise StoreError(f"{target}: cannot open the store: {exc}") from exc
+            raise
     except OSError as exc:
         raise StoreError(f"{target}: cannot open the store: {exc.strerror}") from exc
+    except sqlite3.Error as exc:  # an existing file SQLite cannot open, or not a database
+        raise StoreError(f"{target}: cannot open the store: {exc}") from exc
     finally:
         os.umask(old_umask)
     return conn
+
+
+def _create_private(target: Path) -> None:
+    """Create the file, mode 0600, if it does not exist; never touch an existing one.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds on it, the
+    SQLite connections' included: another process would then take the store for unused,
+    checkpoint and delete the WAL under our live connections, and the store is corrupt.
+    O_EXCL makes the descriptor closed here one of a file no connection can have open yet.
+    """
+    try:
+        fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if target.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target)) from None
+        return
+    os.close(fd)
 
 
 def _configure(conn: sqlite3.Connection) -> None:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,12 @@ class Member:
     def log_path(self) -> Path:
         return self.root / f"{self.name}.serve.log"
 
+    def command(self, *args: str) -> list[str]:
+        """The argv of `aif-node --data-dir DIR ARGS...` run as a real process."""
+        return [sys.executable, "-m", "node", "--data-dir", str(self.data_dir), *args]
+
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "node", "--data-dir", str(self.data_dir), *args]
+        cmd = self.command(*args)
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=False)
         if check and done.returncode != 0:
             raise AssertionError(
@@ -65,18 +69,26 @@ class Member:
         self.cli("init", "--name", self.name, "--listen", f"127.0.0.1:{self.port}")
         self.card_path.write_text(self.cli("card").stdout)
 
-    def start(self) -> None:
+    def healthy(self) -> bool:
+        """`aif-node health` says SERVING."""
+        return self.cli("health", "--timeout", "1", check=False).returncode == 0
+
+    def start(self, probe: Callable[[Member], bool] | None = None, poll_s: float = 0.1) -> None:
+        """Start `serve` and wait until `probe` (default: `healthy`, a CLI process per try)
+        says it answers; a cheaper probe suits tests that restart servers often."""
         assert self.proc is None or self.proc.poll() is not None
-        cmd = [sys.executable, "-m", "node", "--data-dir", str(self.data_dir), "serve"]
+        check = probe or Member.healthy
         with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.command("serve"), stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name}: serve exited: {self.log_path.read_text()}")
-            if self.cli("health", "--timeout", "1", check=False).returncode == 0:
+            if check(self):
                 return
-            time.sleep(0.1)
+            time.sleep(poll_s)
         raise AssertionError(f"{self.name}: not healthy after {TIMEOUT}s")
 
     def stop(self) -> int:
