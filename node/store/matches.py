@@ -91,7 +91,11 @@ class MatchStore:
         """Up to `limit` (id, value) of our live records of `kind` after `after_id`, in id
         order, that have no cache row for the peer in `epoch`."""
         rows = self._conn.execute(
-            "SELECT r.id, r.value FROM records AS r INDEXED BY records_kind_id "
+            # The pages walk the table itself in id order. Through the (kind, seq) index
+            # every page sorted the whole kind (quadratic: minutes at 10^6); an index on
+            # kind alone would do, but it made SQLite plan the import's upserts through it
+            # and cut import speed to a third.
+            "SELECT r.id, r.value FROM records AS r NOT INDEXED "
             "WHERE r.kind = ? AND r.removed = 0 "
             "AND r.id > ? AND NOT EXISTS (SELECT 1 FROM match_cache AS c "
             "WHERE c.peer_id = ? AND c.kind = r.kind AND c.record_id = r.id AND c.epoch = ?) "

@@ -55,17 +55,11 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 INSERT INTO meta (key, value) VALUES ('records_seq', '0');
 """
 
-# The matcher pages through a kind's records in id order. The (kind, seq) index gave no such
-# order, so every page sorted the whole kind: quadratic in the set size (minutes at 10^6).
-# An index on kind alone holds (kind, rowid), exactly the order of the pages.
-_V5_RECORDS_BY_KIND = "CREATE INDEX records_kind_id ON records (kind);"
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "records with change sequence and tombstones; meta", _V1_RECORDS),
     Migration(2, "pinned peers, evaluation budgets, audit hash chain", SCHEMA_V2),
     Migration(3, "tag sets; per-peer match cache, tag set copies and matches", SCHEMA_V3),
     Migration(4, "budgets peers grant us, as they last reported them", SCHEMA_V4),
-    Migration(5, "records in id order per kind, for paged reads", _V5_RECORDS_BY_KIND),
 )
 
 
