@@ -600,7 +600,7 @@ def report_(datadir: DataDir, fmt: str, min_peers: int, kind: str | None) -> Non
 def status(datadir: DataDir, fmt: str) -> None:
     """This node: identity, epoch, records, peers and their budgets."""
     config = datadir.config()
-    epoch = datadir.keyring.current().epoch
+    epoch = datadir.keyring.current_epoch()
     with datadir.open_store() as store:
         counts = [(k, n) for k, label, n in store.records.counts() if label is None]
         peers_ = [_peer_status(store, p, epoch) for p in store.peers.list()]

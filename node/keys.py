@@ -57,11 +57,16 @@ class EpochKeyring:
         found = (_NAME.match(p.name) for p in self._dir.iterdir())
         return sorted(int(m.group(1)) for m in found if m)
 
-    def current(self) -> EpochKey:
+    def current_epoch(self) -> int:
+        """The current epoch, read from the key files without deriving a key (cheap enough
+        to check on every batch)."""
         epochs = self.epochs()
         if not epochs:
             raise ConfigError(f"no OPRF key in {self._dir}; the data dir is incomplete")
-        return self.get(epochs[-1])
+        return epochs[-1]
+
+    def current(self) -> EpochKey:
+        return self.get(self.current_epoch())
 
     def get(self, epoch: int) -> EpochKey:
         sk, pk = oprf.derive_key_pair(self._seed(epoch), _info(epoch))
@@ -92,7 +97,7 @@ class EpochKeyring:
 
     def rotate(self) -> EpochKey:
         """Make a new current epoch; keep only it and the one before."""
-        previous = self.current().epoch
+        previous = self.current_epoch()
         new = self._create(previous + 1)
         for epoch in self.epochs():
             if epoch < previous:

@@ -73,7 +73,7 @@ class Evaluator:
         self._budget = BudgetStore(store.conn)
 
     def current_epoch(self) -> int:
-        return tagset.current_epoch(self._keyring)
+        return self._keyring.current_epoch()
 
     def node_info(self, peer: PeerRecord) -> NodeInfoView:
         """Identity, epoch, budget, and set sizes of the kinds this peer may match."""

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.crypto import labels, oprf
-from node.errors import ConfigError
 from node.identifiers import oprf_input
 from node.keys import EpochKeyring
 from node.store import Store
@@ -43,15 +42,6 @@ class RefreshResult:
     removed: int
 
 
-def current_epoch(keyring: EpochKeyring) -> int:
-    """The current epoch, read from the key files without deriving a key (cheap enough to
-    check on every batch)."""
-    epochs = keyring.epochs()
-    if not epochs:
-        raise ConfigError("no OPRF key in the data dir's keys folder; the data dir is incomplete")
-    return epochs[-1]
-
-
 def refresh(
     store: Store,
     keyring: EpochKeyring,
@@ -66,7 +56,7 @@ def refresh(
     """
     if chunk < 1:
         raise ValueError(f"chunk must be positive, not {chunk}")
-    epoch = current_epoch(keyring)
+    epoch = keyring.current_epoch()
     store.tagsets.drop_epochs_before(epoch)
     kinds = [kind] if kind is not None else store.tagsets.record_kinds()
     results = []

@@ -16,7 +16,6 @@ from pathlib import Path
 
 from node.datadir import DataDir
 from node.ingest import import_file
-from node.psi import tagset
 from node.psi.matcher import Matcher
 from node.psi.types import KindSummary
 from node.sampledata import GENERATORS, LABELS, make_federation, write_member_files
@@ -175,7 +174,7 @@ class Pair:
         return new.epoch
 
     def epoch(self) -> int:
-        return tagset.current_epoch(DataDir(self.b.data_dir).keyring)
+        return DataDir(self.b.data_dir).keyring.current_epoch()
 
     # --- matching and budgets -----------------------------------------------------------------
 
