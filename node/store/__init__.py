@@ -19,6 +19,7 @@ from node.store.matches import MatchStore
 from node.store.migrations import MIGRATIONS, Migration, migrate
 from node.store.peers import PeerStore
 from node.store.records import Record, RecordIn, RecordStore, UpsertResult, check_label
+from node.store.runs import MatchRunStore
 from node.store.tagsets import TagSetStore
 
 __all__ = [
@@ -47,6 +48,7 @@ class Store(AbstractContextManager["Store"]):
         self.tagsets = TagSetStore(conn)
         self.matches = MatchStore(conn)
         self.grants = GrantStore(conn)
+        self.runs = MatchRunStore(conn)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Store:

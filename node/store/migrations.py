@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from node.errors import StoreError
 from node.store.connection import transaction
 from node.store.grants import SCHEMA_V4
+from node.store.runs import SCHEMA_V5
 from node.store.schema_v2 import SCHEMA_V2
 from node.store.schema_v3 import SCHEMA_V3
 
@@ -60,6 +61,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "pinned peers, evaluation budgets, audit hash chain", SCHEMA_V2),
     Migration(3, "tag sets; per-peer match cache, tag set copies and matches", SCHEMA_V3),
     Migration(4, "budgets peers grant us, as they last reported them", SCHEMA_V4),
+    Migration(5, "match runs: when each peer was last matched and how it went", SCHEMA_V5),
 )
 
 

@@ -215,6 +215,19 @@ class PeerStore:
             )
         return updated
 
+    def update_card(self, name_or_id: str, cert_pem: str, addresses: Sequence[str]) -> PeerRecord:
+        """Take a peer's new card: its addresses, and its certificate re-issued for the same
+        key (the caller checks that the card's node ID is the peer's). Policy is kept."""
+        with write_scope(self._conn) as conn:
+            peer = self.find(name_or_id)
+            updated = replace(peer, cert_pem=cert_pem, addresses=tuple(addresses))
+            _check_record(updated)
+            conn.execute(
+                "UPDATE peers SET cert_pem = ?, addresses = ? WHERE node_id = ?",
+                (updated.cert_pem, _json(updated.addresses), updated.node_id),
+            )
+        return updated
+
 
 def _check_record(record: PeerRecord) -> None:
     if not _CANONICAL_ID.fullmatch(record.node_id):

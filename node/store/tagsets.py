@@ -95,6 +95,15 @@ class TagSetStore:
         ).fetchone()
         return int(row[0])
 
+    def live_sizes(self, epoch: int) -> dict[str, int]:
+        """Live entries per kind in `epoch`: what a peer's full sync would receive."""
+        rows = self._conn.execute(
+            "SELECT kind, count(*) FROM tagset_entries WHERE epoch = ? AND removed = 0 "
+            "GROUP BY kind",
+            (epoch,),
+        )
+        return {str(kind): int(n) for kind, n in rows}
+
     def changed_records(
         self, kind: str, epoch: int, since_seq: int, limit: int
     ) -> list[ChangedRecord]:
