@@ -5,12 +5,14 @@ TLS connection outlives a `peers remove`, so each call looks its caller up in th
 a removed peer's next call on a connection it already holds is refused with PERMISSION_DENIED
 and audited. The node's own certificate is in the trust store only so that `aif-node health`
 can check its own server; it is admitted to the health service and nothing else.
+Every refusal is a session: audited, logged and published as a SessionEvent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import grpc
@@ -20,6 +22,7 @@ from node.errors import InputError, PeerError, PermissionDenied, ProtocolViolati
 from node.identity import NodeID, node_id_of_pem
 from node.store import Store
 from node.store.peers import PeerRecord
+from node.transport.events import SessionEvent, SessionListener, publish
 from node.transport.status import INTERNAL_MESSAGE, status_of
 
 _log = logging.getLogger(__name__)
@@ -69,10 +72,17 @@ def caller_id(context: grpc.ServicerContext) -> NodeID:
 class Authenticator:
     """Decides, per call, whether the TLS identity may call the method."""
 
-    def __init__(self, own_id: NodeID, open_store: Callable[[], Store], audit_key: bytes) -> None:
+    def __init__(
+        self,
+        own_id: NodeID,
+        open_store: Callable[[], Store],
+        audit_key: bytes,
+        listeners: Sequence[SessionListener] = (),
+    ) -> None:
         self.own_id = own_id
         self._open_store = open_store
         self._audit_key = audit_key
+        self._listeners = tuple(listeners)
 
     def pinned_certificates(self) -> list[bytes]:
         """The pinned peers' certificates now: the server's TLS trust store."""
@@ -90,6 +100,7 @@ class Authenticator:
     def admit(self, context: grpc.ServicerContext, method: str) -> None:
         """Return if the caller may call `method`; else raise UnknownPeer or PermissionDenied,
         after auditing the refusal."""
+        started = time.monotonic()
         node_id = caller_id(context)
         if node_id == self.own_id:
             if service_of(method) == HEALTH_SERVICE:
@@ -98,21 +109,24 @@ class Authenticator:
                 f"node ID {node_id} is this node's own: it may call only the health service"
             )
             with self._open_store() as store:
-                self._refuse(store, node_id, method, error)
+                self._refuse(store, node_id, method, error, started)
             raise error
         with self._open_store() as store:
             try:
                 self.peer(store, node_id)
             except UnknownPeer as exc:
-                self._refuse(store, node_id, method, exc)
+                self._refuse(store, node_id, method, exc, started)
                 raise
 
     def refuse(self, context: grpc.ServicerContext, method: str, error: PeerError) -> None:
         """Audit and log a refusal of an admitted caller's call before it reached the service."""
+        started = time.monotonic()
         node_id = caller_id(context)
         with self._open_store() as store:
             peer = store.peers.get_by_id(str(node_id))
-            self._refuse(store, node_id, method, error, None if peer is None else peer.name)
+            self._refuse(
+                store, node_id, method, error, started, None if peer is None else peer.name
+            )
 
     def _refuse(
         self,
@@ -120,30 +134,52 @@ class Authenticator:
         node_id: NodeID,
         method: str,
         error: PeerError,
+        started: float,
         name: str | None = None,
     ) -> None:
-        """Audit and log a call refused before it did anything. A failure to audit is logged
-        and does not turn the refusal into another answer."""
+        """Audit, log and publish a call refused before it did anything. A failure to audit is
+        logged and does not turn the refusal into another answer."""
         code = status_of(error)
+        event = SessionEvent(
+            direction="served",
+            rpc=action_of(method),
+            peer_id=str(node_id),
+            peer=name,
+            status=code.name,
+            elements=0,
+            results=0,
+            kinds=(),
+            duration_s=time.monotonic() - started,
+            detail=str(error),
+        )
         who = "this node" if node_id == self.own_id else "unpinned node"
         if name is not None:
             who = f"peer {name!r}"
-        _log.warning("refused %s from %s %s: %s %s", method, who, node_id.short, code.name, error)
+        _log.warning(
+            "refused %s from %s %s: %s %s",
+            method,
+            who,
+            node_id.short,
+            code.name,
+            error,
+            extra=event.log_fields(),
+        )
         try:
             store.audit.append(
                 self._audit_key,
                 "served",
-                str(node_id),
+                event.peer_id,
                 name,
-                action_of(method),
+                event.rpc,
                 (),
                 0,
                 0,
                 code.name,
-                str(error),
+                event.detail,
             )
         except Exception:
             _log.exception("cannot write the audit entry of a refused %s", method)
+        publish(self._listeners, event)
 
 
 class AuthInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]

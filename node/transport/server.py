@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 
@@ -27,6 +27,7 @@ from node.psi.evaluator import Evaluator
 from node.store import Store
 from node.transport.auth import FEDERATION_SERVICE, Authenticator, AuthInterceptor
 from node.transport.credentials import server_credentials
+from node.transport.events import SessionListener
 from node.transport.grpc_options import server_options
 from node.transport.pb import federation_pb2_grpc
 from node.transport.servicer import FederationServicer
@@ -38,7 +39,11 @@ DEFAULT_GRACE_S = 10.0
 
 
 class NodeServer:
-    """One node's server, bound to `listen` ("HOST:PORT"; port 0 picks a free one)."""
+    """One node's server, bound to `listen` ("HOST:PORT"; port 0 picks a free one).
+
+    `listeners` are called with a SessionEvent at the end of every audited session, served
+    or refused, on the thread that served it.
+    """
 
     def __init__(
         self,
@@ -51,12 +56,13 @@ class NodeServer:
         kinds: KindRegistry,
         audit_key: bytes,
         limits: ServeLimits | None = None,
+        listeners: Sequence[SessionListener] = (),
     ) -> None:
         limits = limits or ServeLimits()
         self.identity = identity
         self.listen = listen
         node_id = identity.node_id
-        authenticator = Authenticator(node_id, open_store, audit_key)
+        authenticator = Authenticator(node_id, open_store, audit_key, listeners)
 
         def make_evaluator(store: Store) -> Evaluator:
             return Evaluator(store, keyring, limits, node_id=str(node_id), name=name, kinds=kinds)
@@ -72,7 +78,9 @@ class NodeServer:
             options=server_options(limits),
             maximum_concurrent_rpcs=limits.max_concurrent_rpcs,
         )
-        servicer = FederationServicer(authenticator, open_store, make_evaluator, audit_key, limits)
+        servicer = FederationServicer(
+            authenticator, open_store, make_evaluator, audit_key, limits, listeners
+        )
         federation_pb2_grpc.add_FederationServicer_to_server(servicer, self._server)
         self._health = health.HealthServicer()
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)

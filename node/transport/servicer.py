@@ -2,7 +2,8 @@
 
 Each call is one session: it opens its own store connection (SQLite connections stay on the
 thread that made them, and gRPC runs each call on one pool thread), looks its caller up again,
-and ends with one audit entry and one log line, whatever the outcome. Errors become status
+and ends with one audit entry, one log line and one SessionEvent to the listeners, whatever
+the outcome. Errors become status
 codes in `node.transport.status`, the one place that maps them.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from node.store import Store
 from node.store.peers import PeerRecord
 from node.transport import serde
 from node.transport.auth import Authenticator, caller_id
+from node.transport.events import SessionEvent, SessionListener, publish
 from node.transport.status import INTERNAL_MESSAGE, TOO_MANY_CALLS, peer_message, status_of
 
 _log = logging.getLogger(__name__)
@@ -82,8 +84,10 @@ class FederationServicer:
         make_evaluator: EvaluatorFactory,
         audit_key: bytes,
         limits: ServeLimits,
+        listeners: Sequence[SessionListener] = (),
     ) -> None:
         self._auth = authenticator
+        self._listeners = tuple(listeners)
         self._stream_limit_s = limits.stream_timeout_s
         self._idle_s = limits.stream_idle_timeout_s
         self._slots = _PeerSlots(limits.max_calls_per_peer)
@@ -146,8 +150,10 @@ class FederationServicer:
         session = _Session(action)
         try:
             opened = self._open_store()
-        except Exception:  # nothing to audit into: the log has to do
-            _log.exception("%s refused: cannot open the store", action)
+        except Exception:  # nothing to audit into: the log and the listeners have to do
+            event = self._event(session, "INTERNAL", "cannot open the store", started)
+            _log.exception("%s refused: cannot open the store", action, extra=event.log_fields())
+            publish(self._listeners, event)
             context.abort(grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE)
         timer = threading.Timer(self._stream_limit_s, _expire, (session, context))
         timer.daemon = True
@@ -201,8 +207,7 @@ class FederationServicer:
     def _end(
         self, store: Store, session: _Session, status: str, detail: str, started: float
     ) -> None:
-        seconds = time.monotonic() - started
-        peer = session.peer
+        event = self._event(session, status, detail, started)
         _log.info(
             "%s %s: %s, %d element(s), %d result(s), %.3f s",
             _who(session),
@@ -210,23 +215,40 @@ class FederationServicer:
             status,
             session.elements,
             session.results,
-            seconds,
+            event.duration_s,
+            extra=event.log_fields(),
         )
         try:
             store.audit.append(
                 self._audit_key,
                 "served",
-                None if session.node_id is None else str(session.node_id),
-                None if peer is None else peer.name,
-                session.action,
-                sorted(session.kinds),
-                session.elements,
-                session.results,
-                status,
-                detail,
+                event.peer_id,
+                event.peer,
+                event.rpc,
+                event.kinds,
+                event.elements,
+                event.results,
+                event.status,
+                event.detail,
             )
         except Exception:
             _log.exception("cannot write the audit entry of %s %s", _who(session), session.action)
+        publish(self._listeners, event)
+
+    @staticmethod
+    def _event(session: _Session, status: str, detail: str, started: float) -> SessionEvent:
+        return SessionEvent(
+            direction="served",
+            rpc=session.action,
+            peer_id=None if session.node_id is None else str(session.node_id),
+            peer=None if session.peer is None else session.peer.name,
+            status=status,
+            elements=session.elements,
+            results=session.results,
+            kinds=tuple(sorted(session.kinds)),
+            duration_s=time.monotonic() - started,
+            detail=detail,
+        )
 
 
 class _PeerSlots:
