@@ -30,13 +30,24 @@ class InvalidIdentifier(InputError):
 
 
 class ImportRejected(InputError):
-    """A whole import was refused; `problems` holds `(line, reason)` for the bad rows."""
+    """A whole import was refused; `problems` holds `(position, reason)` for the bad rows: a
+    line number in a text file, or a place such as `sheet 'Sheet1' row 12, column 'phone'`."""
 
-    def __init__(self, path: str, problems: list[tuple[int, str]], total_bad: int) -> None:
+    def __init__(self, path: str, problems: list[tuple[int | str, str]], total_bad: int) -> None:
         super().__init__(f"{path}: {total_bad} invalid row(s); nothing imported")
         self.path = path
         self.problems = problems
         self.total_bad = total_bad
+
+    def locate(self, position: int | str) -> str:
+        """`FILE:LINE` for a line, `SOURCE: PLACE` for a sheet cell or a query row."""
+        if isinstance(position, int):
+            return f"{self.path}:{position}"
+        return f"{self.path}: {position}"
+
+
+class SourceUnavailable(NodeError):
+    """The database an import reads from could not be reached or refused the login."""
 
 
 class InvalidElement(NodeError, ValueError):
@@ -87,6 +98,10 @@ class EpochChanged(ProtocolViolation):
 
 class PeerUnavailable(PeerError):
     """A peer could not be reached, or did not answer within its deadline."""
+
+
+class MatchInProgress(NodeError):
+    """Another process of this node is matching the same peer right now."""
 
 
 class DecryptionError(NodeError, ValueError):
