@@ -6,10 +6,13 @@ node.crt           self-signed certificate
 keys/epoch-N.key   OPRF key seeds, 0600, in a 0700 folder
 keys/audit.key     key of the audit log's MAC chain, 0600
 store.db           SQLite store (WAL), 0600: it holds the clues themselves
+locks/             lock files between the node's processes, 0700
+retired/           keys and certificates replaced by `identity rotate`, 0600, in a 0700 folder
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,11 @@ class DataDir:
         return self.root / "keys" / "audit.key"
 
     @property
+    def lock_dir(self) -> Path:
+        """Advisory locks between this node's processes (one match per peer at a time)."""
+        return self.root / "locks"
+
+    @property
     def keyring(self) -> EpochKeyring:
         return EpochKeyring(self.root / "keys")
 
@@ -81,13 +89,55 @@ class DataDir:
         self.require_node()
         return NodeConfig.load(self.config_path)
 
+    @property
+    def retired_dir(self) -> Path:
+        return self.root / "retired"
+
     def identity(self) -> Identity:
         self.require_node()
+        self._finish_identity_rotation()
         try:
             cert = self.cert_path.read_bytes()
         except FileNotFoundError as exc:
             raise ConfigError(f"{self.cert_path} is missing") from exc
         return Identity(key_pem=read_private(self.key_path), cert_pem=cert)
+
+    def rotate_identity(self) -> tuple[Identity, Identity]:
+        """Give the node a new key and certificate (a new node ID); return (old, new).
+
+        The old pair is kept under retired/ (0600 in a 0700 folder) until the operator
+        destroys it. The new pair is written beside the old first and swapped in by renames,
+        key before certificate; a crash in between is finished by the next `identity()`.
+        """
+        old = self.identity()
+        new = generate_identity(self.config().name)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        make_private_dir(self.retired_dir)
+        write_private(self.retired_dir / f"node-{stamp}.key", old.key_pem)
+        (self.retired_dir / f"node-{stamp}.crt").write_bytes(old.cert_pem)
+        cert_next, key_next = self._next_paths()
+        write_private(cert_next, new.cert_pem, overwrite=True)
+        write_private(key_next, new.key_pem, overwrite=True)
+        key_next.replace(self.key_path)
+        self._finish_identity_rotation()
+        return old, new
+
+    def _next_paths(self) -> tuple[Path, Path]:
+        return self.root / "node.crt.next", self.root / "node.key.next"
+
+    def _finish_identity_rotation(self) -> None:
+        """Complete or undo a rotation a crash interrupted: the next certificate goes in when
+        node.key already holds its key, and is dropped (with any next key) otherwise."""
+        cert_next, key_next = self._next_paths()
+        if not cert_next.exists():
+            return
+        candidate = Identity(key_pem=read_private(self.key_path), cert_pem=cert_next.read_bytes())
+        if candidate.key_matches_certificate():
+            cert_next.chmod(0o644)
+            cert_next.replace(self.cert_path)
+        else:
+            key_next.unlink(missing_ok=True)
+            cert_next.unlink()
 
     def audit_key(self) -> bytes:
         self.require_node()

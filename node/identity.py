@@ -102,6 +102,10 @@ class Identity:
     def node_id(self) -> NodeID:
         return NodeID.from_certificate(self.certificate)
 
+    def key_matches_certificate(self) -> bool:
+        key = serialization.load_pem_private_key(self.key_pem, password=None)
+        return key.public_key() == self.certificate.public_key()
+
 
 def generate_identity(name: str) -> Identity:
     """Make a fresh ECDSA P-256 key and a self-signed certificate naming the node ID."""
