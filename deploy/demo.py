@@ -2,8 +2,9 @@
 
 A bank, a consumer-finance company and a platform each create a node, import generated
 sample data (CSV and JSON Lines, identifiers spelled differently at each member, overlaps
-planted), exchange member cards, serve on loopback, match against each other, and print their
-collision reports. Every step is the `aif-node` command an operator would type.
+planted), exchange member cards, serve on loopback, match against each other, print their
+collision reports and write each one's HTML report to a folder that outlives the demo. Every
+step is the `aif-node` command an operator would type.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def _wait_healthy(data_dir: Path, proc: subprocess.Popen[bytes], timeout: float 
 def main() -> None:
     federation = make_federation(MEMBERS, KINDS, size=150, shared=4, seed=2026)
     servers: list[subprocess.Popen[bytes]] = []
+    # The HTML reports outlive the demo's data dirs, so they can be opened afterwards; the
+    # folder is private (mkdtemp makes it 0700) because the reports hold clue values.
+    reports = Path(tempfile.mkdtemp(prefix="aif-demo-reports-"))
     with tempfile.TemporaryDirectory(prefix="aif-demo-") as tmp:
         root = Path(tmp)
         try:
@@ -105,6 +109,9 @@ def main() -> None:
                     "aif-node report --min-peers 1)",
                     flush=True,
                 )
+                page = reports / f"{name}-report.html"
+                _run(dirs[name], "report", "--format", "html", "--output", str(page))
+                print(f"{name}'s report for an investigator: {page}", flush=True)
         finally:
             for proc in servers:
                 proc.send_signal(signal.SIGTERM)

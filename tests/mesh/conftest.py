@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from tests.external import unavailable
 from tests.mesh.compose_mesh import TIMINGS
 
 
@@ -27,14 +28,14 @@ def compose_command() -> list[str]:
     """The Compose command line this host has (`docker compose` or `docker-compose`); skips
     when no Docker engine answers or neither Compose is installed."""
     if shutil.which("docker") is None:
-        pytest.skip("mesh tests need Docker: no `docker` command on this host")
+        unavailable("mesh tests need Docker: no `docker` command on this host")
     if not _answers(["docker", "info"]):
-        pytest.skip("mesh tests need Docker: no Docker engine answers (`docker info` failed)")
+        unavailable("mesh tests need Docker: no Docker engine answers (`docker info` failed)")
     if _answers(["docker", "compose", "version"]):
         return ["docker", "compose"]
     if shutil.which("docker-compose") and _answers(["docker-compose", "version"]):
         return ["docker-compose"]
-    pytest.skip("mesh tests need Compose: neither `docker compose` nor `docker-compose` works")
+    unavailable("mesh tests need Compose: neither `docker compose` nor `docker-compose` works")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
