@@ -21,7 +21,10 @@ CLIENT_KEEPALIVE_TIME_MS = 60_000
 # (an evaluation stream may be allowed an hour).
 SERVER_KEEPALIVE_TIME_MS = 120_000
 # A ping unanswered for this long means the peer is gone: the transport is closed and its calls
-# fail with UNAVAILABLE instead of hanging until their deadlines.
+# fail with UNAVAILABLE instead of hanging until their deadlines. gRPC also sets it as the
+# socket's TCP_USER_TIMEOUT: data sent and unacknowledged this long closes the connection. That
+# is also the soonest a call with data caught on a dead link can end, whatever its deadline:
+# gRPC cannot release the call while TCP still holds its bytes.
 KEEPALIVE_TIMEOUT_MS = 20_000
 # The server refuses (counts a strike against) pings that come more often than this. It must not
 # exceed CLIENT_KEEPALIVE_TIME_MS, or our own clients' keepalive would get them disconnected.

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from node.transport.grpc_options import KEEPALIVE_TIMEOUT_MS
 from tests.mesh.compose_mesh import (
     CACHED_AT_LEAST,
     DATA_DIR,
@@ -49,6 +50,12 @@ CUT_ROWS = 20_000
 """Extra phone clues at the bank for scenario c's cut during a match."""
 CONNECT_TIMEOUT_S = 5.0
 STREAM_TIMEOUT_S = 10.0
+LOST_DATA_S = KEEPALIVE_TIMEOUT_MS / 1000
+"""gRPC cannot end a call while data it sent sits unacknowledged in TCP; the connection is
+closed this long after the cut (TCP_USER_TIMEOUT, which gRPC sets to the keepalive timeout), so
+a cut that lands while a batch is on the wire ends the match then, even past a shorter deadline."""
+EXIT_SLACK_S = 5.0
+"""Time for the failing command to record its run and exit, on a loaded two-core machine."""
 CONFIG = f"{DATA_DIR}/config.toml"
 
 
@@ -215,8 +222,9 @@ def test_b_killed_member_restarted(mesh: Mesh, killed: dict[str, Any]) -> None:
 
 
 def test_c_member_cut_off_from_the_network(mesh: Mesh, tmp_path: Path) -> None:
-    """The platform loses its network: the bank's match fails within its deadline, before a
-    match and during one, and succeeds once the platform is back."""
+    """The platform loses its network: the bank's match fails within its deadline before a
+    match, within its deadline or the bound on unacknowledged data during one, and succeeds
+    once the platform is back."""
     ensure_running(mesh, *MEMBERS)
     network, platform_cid = mesh.network(), mesh.cid("platform")
     platform = mesh.status("platform")
@@ -278,10 +286,16 @@ def test_c_member_cut_off_from_the_network(mesh: Mesh, tmp_path: Path) -> None:
             [line] = failure_lines(err)
             assert line.startswith("match failed: peer 'platform'"), line
             assert f"no answer within {STREAM_TIMEOUT_S:g} s" in line, line
-            assert elapsed < 2 * STREAM_TIMEOUT_S, (
-                f"{elapsed:.1f} s for a {STREAM_TIMEOUT_S} s deadline (cut at {cut:.1f} s)"
+            # The stream began before the cut, so its deadline falls within STREAM_TIMEOUT_S
+            # of the cut; a batch caught on the wire holds the call until LOST_DATA_S.
+            bound = max(STREAM_TIMEOUT_S, LOST_DATA_S) + EXIT_SLACK_S
+            assert elapsed - cut < bound, (
+                f"failed {elapsed - cut:.1f} s after the cut (at {cut:.1f} s), not within "
+                f"{bound:g} s: the {STREAM_TIMEOUT_S:g} s deadline or the {LOST_DATA_S:g} s "
+                "bound on unacknowledged data"
             )
             TIMINGS["c2: failing match command"] = elapsed
+            TIMINGS["c2: failure after the cut"] = elapsed - cut
             cached = mesh.cached("bank", platform_id, "phone", epoch)
             assert before < cached < phones, "the cut must land inside the evaluation stream"
     finally:
