@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import AbstractContextManager
-from types import TracebackType
 
+from node.closeable import Closeable
 from node.store.audit import AuditLog
 from node.store.budget import BudgetStore
 from node.store.connection import open_connection, transaction
@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 
-class Store(AbstractContextManager["Store"]):
+class Store(Closeable):
     """An open, migrated store. Use it in a `with` block, or call `close()`."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -81,11 +81,3 @@ class Store(AbstractContextManager["Store"]):
 
     def close(self) -> None:
         self.conn.close()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

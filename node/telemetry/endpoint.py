@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import errno
 import logging
-from types import TracebackType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from node.closeable import Closeable
 from node.errors import ConfigError
 from node.identity import split_host_port
 
 _log = logging.getLogger(__name__)
 
 
-class MetricsEndpoint:
+class MetricsEndpoint(Closeable):
     """Serving `registry` at http://LISTEN/metrics from construction until `close()`."""
 
     def __init__(self, listen: str, registry: CollectorRegistry) -> None:
@@ -35,17 +35,6 @@ class MetricsEndpoint:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
-
-    def __enter__(self) -> MetricsEndpoint:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _bind_problem(exc: OSError) -> str:

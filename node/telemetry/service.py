@@ -8,11 +8,10 @@ to `observe_match`.
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from node import __version__
+from node.closeable import Closeable
 from node.config import NodeConfig
 from node.datadir import DataDir
 from node.matching import PeerOutcome
@@ -23,7 +22,7 @@ from node.telemetry.metrics import SessionMetrics
 from node.transport.events import SessionListener
 
 
-class Telemetry:
+class Telemetry(Closeable):
     """What `serve` reports besides its log lines; `close()` (or `with`) stops the endpoint."""
 
     def __init__(
@@ -46,17 +45,6 @@ class Telemetry:
     def close(self) -> None:
         if self._endpoint is not None:
             self._endpoint.close()
-
-    def __enter__(self) -> Telemetry:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def start_telemetry(datadir: DataDir, config: NodeConfig) -> Telemetry:

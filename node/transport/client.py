@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from node.closeable import Closeable
 from node.config import MatchSettings, ServeLimits
 from node.errors import PeerUnavailable, ProtocolViolation
 from node.identity import Identity, NodeID
@@ -30,7 +30,7 @@ from node.transport.status import client_error
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-class PeerClient:
+class PeerClient(Closeable):
     """`node.psi.matcher.RemoteNode` over gRPC, for one PeerRecord. Not thread-safe: one
     match at a time uses it. Connects on first use; `close()` (or `with`) ends the channel."""
 
@@ -117,17 +117,6 @@ class PeerClient:
         if self._channel is not None:
             self._channel.close()
         self._channel = self._stub = self.address = None
-
-    def __enter__(self) -> PeerClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _connect(self) -> tuple[Any, str]:
         """The stub and address of the first of the peer's addresses that answers, healthy,
