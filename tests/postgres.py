@@ -14,7 +14,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from tests.external import unavailable
+from tests.ports import free_port
 
 ENV_DSN = "AIF_NODE_TEST_PG_DSN"
 SUPERUSER = "aif_admin"
@@ -57,12 +57,6 @@ class Postgres:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             cursor = conn.execute(sql, params)  # type: ignore[arg-type]
             return cursor.fetchall() if cursor.description else []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

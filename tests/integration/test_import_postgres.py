@@ -20,7 +20,8 @@ from node.errors import ImportRejected, InputError, SourceUnavailable
 from node.identifiers import KindRegistry
 from node.ingest import QUERY_SOURCE, import_query
 from node.store import Record, Store
-from tests.postgres import Postgres, free_port, postgres
+from tests.ports import free_port
+from tests.postgres import Postgres, postgres
 
 REGISTRY = KindRegistry(opaque=frozenset())
 PASSWORD = "Zq9-unique-s3cret"  # must never appear in any output

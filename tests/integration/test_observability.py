@@ -19,8 +19,9 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from node.sampledata import Federation, make_federation, write_member_files
+from tests.ports import free_port
 
-from .conftest import TIMEOUT, Member, free_port
+from .conftest import TIMEOUT, Member
 
 KINDS = ("phone", "id_card", "bank_card")
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

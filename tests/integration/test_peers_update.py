@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .conftest import Member, free_port
+from tests.ports import free_port
+
+from .conftest import Member
 
 
 def _import(member: Member, tmp_path: Path, kind: str, values: list[str]) -> None:
